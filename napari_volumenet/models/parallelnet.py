@@ -1,0 +1,80 @@
+"""ParallelNet and VolumeNet (SPEC §1, paper Fig. 1).
+
+Branch ``i = 1..D`` has ``D − i + 1`` blocks. ``F(1,1)`` reads the head features ``F0``;
+``F(i,1)`` reads the concatenation ``[F(1,i−1), F(2,i−2), …, F(i−1,1)]``, which is the
+anti-diagonal ``i − 1`` of the grid of blocks; every other block reads the previous block
+of its branch. The fusion conv reads anti-diagonal ``D``. The forward pass therefore walks
+the anti-diagonals, keeping only two of them alive at a time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from ..ops.scale import Scale, as_scale, volume
+from ..ops.voxel_shuffle import VoxelShuffle
+from .base import SuperResolutionNet
+from .blocks import Block
+
+
+class ParallelNet(SuperResolutionNet):
+    """ParallelNet(D, C, block): ``(N, 1, D, H, W)`` → ``(N, 1, D·s0, H·s1, W·s2)``.
+
+    Parameters
+    ----------
+    depth
+        ``D``, the number of blocks on the mainline (and the number of branches).
+    channels
+        ``C``, output channels of every block.
+    block
+        Name of the building block (see :mod:`napari_volumenet.models.blocks`).
+    scale
+        Upscaling factor, one int or one per array axis, e.g. ``(1, 1, 2)``.
+    ratio
+        ``R / C`` inside the lightweight blocks.
+    """
+
+    def __init__(
+        self,
+        depth: int = 5,
+        channels: int = 32,
+        block: str = "conv",
+        scale: int | Scale = 2,
+        ratio: float = 0.5,
+        name: str = "parallelnet",
+    ) -> None:
+        super().__init__()
+        if depth < 1 or channels < 1:
+            raise ModelError(f"depth and channels must be positive, got depth={depth}, channels={channels}")
+        self.scale = as_scale(scale)
+        s3 = volume(self.scale)
+        self.depth, self.channels = depth, channels
+        self.head = nn.Conv3d(1, s3, 3, padding=1)
+        self.branches = nn.ModuleList(
+            nn.ModuleList(
+                Block(block, (s3 if i == 0 else i * channels) if j == 0 else channels, channels, ratio)
+                for j in range(depth - i)
+            )
+            for i in range(depth)
+        )
+        self.fusion = nn.Conv3d(depth * channels, s3, 3, padding=1)
+        self.shuffle = VoxelShuffle(self.scale)
+        block_radius = self.branches[0][0].radius
+        self.receptive_field = 1 + depth * block_radius + 1
+        self.config = {"name": name, "depth": depth, "channels": channels, "block": block,
+                       "scale": list(self.scale), "ratio": ratio}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f0 = self.head(x)
+        diagonal: list[torch.Tensor] = []
+        for k in range(self.depth):
+            first_input = f0 if k == 0 else torch.cat(diagonal, dim=1)
+            diagonal = [self.branches[i][k - i](diagonal[i]) for i in range(k)] + [self.branches[k][0](first_input)]
+        return self.shuffle(f0 + self.fusion(torch.cat(diagonal, dim=1)))
+
+    def floats_per_voxel(self) -> int:
+        widest_inner = max(b.inner_channels for branch in self.branches for b in branch)
+        s3 = volume(self.scale)
+        return 3 * self.depth * self.channels + 2 * widest_inner + 4 * s3

@@ -1,0 +1,1 @@
+"""The science: LR simulation, interpolation, metrics, normalisation, voxel shuffle."""
