@@ -1,0 +1,253 @@
+"""Exact tiled upscaling of whole volumes (SPEC §4), shared by the CLI and the napari widget.
+
+The LR volume is cut into cores of ``tile`` voxels per axis. Each core is run inside a
+window that extends it by ``halo ≥ receptive_field`` real neighbouring voxels; windows are
+never padded with anything but the volume itself, so at the true border the network's own
+zero padding applies exactly as for the whole volume, and the stitched result equals
+whole-volume inference up to floating-point noise. All windows have the same shape (windows
+near the border are shifted inwards rather than clipped), so several can run as one batch.
+
+Use :func:`upscale` for a blocking call, or :func:`upscale_steps`, a generator yielding
+``(tiles_done, tiles_total)`` after each batch and returning the HR volume, to drive it from
+a GUI worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import psutil
+import torch
+
+from .errors import Cancelled, InputError, VolumeNetError
+from .models import SuperResolutionNet
+from .ops.normalize import Normalization
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+MEMORY_FRACTION = {"cpu": 0.4, "cuda": 0.6, "mps": 0.4}
+MIN_TILE = 8
+MAX_BATCH = 16
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a volume will be upscaled: device, precision and tiling (all sizes in LR voxels)."""
+
+    device: str
+    precision: str
+    tile: tuple[int, int, int]
+    window: tuple[int, int, int]
+    halo: int
+    tiles: int
+    batch_size: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` → the first of cuda, mps, cpu that is available; ``cuda:1`` style names are kept."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise VolumeNetError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise VolumeNetError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise VolumeNetError("device 'mps' was requested but Apple MPS is not available; use --device cpu")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise VolumeNetError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → fp16 on CUDA, fp32 elsewhere; refuses combinations the device cannot run."""
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise VolumeNetError(f"unknown precision {precision!r}; choose one of auto, {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise VolumeNetError("fp16 is not supported on the CPU; use --precision bf16 or fp32")
+    return precision
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes that can be used on ``device`` now."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return int(psutil.virtual_memory().available)
+
+
+def _bytes_per_voxel(model: SuperResolutionNet, precision: str) -> int:
+    itemsize = 4 if precision == "fp32" else 2
+    # autocast keeps fp32 copies of some inputs; count fp32 plus the half-precision working set
+    return model.floats_per_voxel() * (itemsize if precision == "fp32" else itemsize + 2)
+
+
+def auto_tile(
+    shape: Sequence[int], model: SuperResolutionNet, device: torch.device, precision: str = "fp32",
+    budget: int | None = None,
+) -> int:
+    """Largest tile edge (LR voxels) whose window fits the memory budget; 0 when the whole volume fits."""
+    budget = int(free_memory(device) * MEMORY_FRACTION[device.type]) if budget is None else budget
+    per_voxel = _bytes_per_voxel(model, precision)
+    if math.prod(shape) * per_voxel <= budget:
+        return 0
+    halo = model.receptive_field
+    edge = int((budget / per_voxel) ** (1 / 3)) - 2 * halo
+    if edge < MIN_TILE:
+        raise VolumeNetError(
+            f"not enough free memory on {device.type} for even a {MIN_TILE}³ tile; close other programs "
+            "or choose a smaller model"
+        )
+    return edge
+
+
+def make_plan(
+    shape: Sequence[int],
+    model: SuperResolutionNet,
+    *,
+    tile: int | Sequence[int] | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_size: int | None = None,
+) -> Plan:
+    """Decide device, precision, tile and batch size for an LR volume of ``shape``.
+
+    ``tile``: ``None`` chooses from free memory, ``0`` runs the whole volume at once, an int or
+    three ints give the core size per axis (LR voxels; any size ≥ 1 is exact, even below the halo).
+    """
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    halo = model.receptive_field
+    if tile is None:
+        tile = auto_tile(shape, model, dev, prec)
+    tiles3 = tuple(tile) if isinstance(tile, Sequence) else (tile,) * 3
+    if len(tiles3) != 3 or any(int(t) < 0 for t in tiles3):
+        raise VolumeNetError(f"tile must be 0 (whole volume) or a positive number of voxels, got {tile!r}")
+    core = tuple(n if t == 0 else min(int(t), n) for t, n in zip(tiles3, shape))
+    window = tuple(min(n, c + 2 * halo) for c, n in zip(core, shape))
+    count = math.prod(math.ceil(n / c) for n, c in zip(shape, core))
+    if batch_size is None:
+        budget = int(free_memory(dev) * MEMORY_FRACTION[dev.type])
+        per_window = math.prod(window) * _bytes_per_voxel(model, prec)
+        batch_size = max(1, min(MAX_BATCH, count, budget // max(per_window, 1)))
+        if dev.type == "cpu":
+            batch_size = 1  # one big window already keeps every core busy; batching only adds memory
+    return Plan(dev.type if dev.index is None else str(dev), prec, core, window, halo, count, int(batch_size))
+
+
+def _axis_windows(n: int, core: int, window: int) -> list[tuple[slice, slice]]:
+    """(core, window) slice pairs along one axis; windows all have length ``window``."""
+    halo = (window - core) // 2 if window < n else 0
+    pairs = []
+    for start in range(0, n, core):
+        stop = min(start + core, n)
+        w0 = min(max(start - halo, 0), n - window)
+        pairs.append((slice(start, stop), slice(w0, w0 + window)))
+    return pairs
+
+
+def tile_windows(shape: Sequence[int], plan: Plan) -> list[tuple[tuple[slice, ...], tuple[slice, ...]]]:
+    """Every ``(core, window)`` pair of LR slices for ``plan`` over a volume of ``shape``."""
+    axes = [_axis_windows(n, c, w) for n, c, w in zip(shape, plan.tile, plan.window)]
+    return [tuple(zip(*combo)) for combo in itertools.product(*axes)]  # type: ignore[misc]
+
+
+def _hr_slices(core: tuple[slice, ...], window: tuple[slice, ...], scale: Sequence[int]) -> tuple[slice, ...]:
+    """Where ``core`` lies inside the HR output of ``window``."""
+    return tuple(slice((c.start - w.start) * s, (c.stop - w.start) * s) for c, w, s in zip(core, window, scale))
+
+
+def upscale_steps(
+    volume: np.ndarray,
+    model: SuperResolutionNet,
+    *,
+    normalization: Normalization | None = None,
+    plan: Plan | None = None,
+    **plan_options,
+) -> Generator[tuple[int, int], None, np.ndarray]:
+    """Upscale ``volume`` ``(D, H, W)`` (input units) tile by tile.
+
+    Yields ``(tiles_done, tiles_total)`` after each batch and returns the HR volume
+    ``(D·s0, H·s1, W·s2)`` float32 in the input's units (``StopIteration.value``).
+    ``normalization`` maps the input to the network's [0, 1] range and back; ``None`` means
+    the volume is already normalised. ``plan_options`` go to :func:`make_plan`.
+    Closing the generator early (cancel) frees everything; no partial result escapes.
+    """
+    if volume.ndim != 3:
+        raise InputError(f"expected a 3D volume, got shape {volume.shape}")
+    plan = plan or make_plan(volume.shape, model, **plan_options)
+    device = torch.device(plan.device)
+    scale = model.scale
+    model = model.to(device).eval()
+    out = np.empty(tuple(n * s for n, s in zip(volume.shape, scale)), dtype=np.float32)
+    pairs = tile_windows(volume.shape, plan)
+    autocast = (
+        torch.autocast(device.type, dtype=PRECISIONS[plan.precision])
+        if plan.precision != "fp32" else contextlib.nullcontext()
+    )
+    done = 0
+    for start in range(0, len(pairs), plan.batch_size):
+        batch = pairs[start:start + plan.batch_size]
+        windows = np.stack([volume[window] for _, window in batch]).astype(np.float32, copy=False)
+        if normalization is not None:
+            windows = normalization.apply(windows)
+        with torch.inference_mode(), autocast:
+            try:
+                result = model(torch.from_numpy(windows)[:, None].to(device)).float()
+            except torch.OutOfMemoryError:
+                raise VolumeNetError(
+                    f"out of memory on {device.type} with {plan.window} voxel windows; pass a smaller --tile"
+                ) from None
+        result = result[:, 0].cpu().numpy()
+        for (core, window), hr in zip(batch, result):
+            target = tuple(slice(c.start * s, c.stop * s) for c, s in zip(core, scale))
+            core_hr = hr[_hr_slices(core, window, scale)]
+            out[target] = core_hr if normalization is None else normalization.invert(core_hr)
+        done += len(batch)
+        yield done, len(pairs)
+    return out
+
+
+def upscale(
+    volume: np.ndarray,
+    model: SuperResolutionNet,
+    *,
+    normalization: Normalization | None = None,
+    plan: Plan | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    **plan_options,
+) -> np.ndarray:
+    """Blocking form of :func:`upscale_steps`.
+
+    ``progress(done, total)`` is called after each batch of tiles; when ``cancel()`` returns
+    true at a tile boundary, :class:`~napari_volumenet.errors.Cancelled` is raised.
+    """
+    steps = upscale_steps(volume, model, normalization=normalization, plan=plan, **plan_options)
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress(done, total)
+        if cancel is not None and cancel() and done < total:
+            steps.close()
+            raise Cancelled("upscaling was cancelled; no result was kept")

@@ -1,0 +1,193 @@
+"""Weights files: saving, safe loading, and the registry of weights bundled with the package.
+
+A weights file is a ``torch.save`` of a plain dict (loaded with ``weights_only=True``)::
+
+    {"format": "napari-volumenet-weights", "format_version": 1,
+     "state_dict": {...tensors...},
+     "metadata": {"model": "volumenet", "model_kwargs": {...}, "scale": [2, 2, 2],
+                  "modality": "mri", "normalization": {...}, "training": {...},
+                  "val_psnr": 37.1, "version": "0.1.0", "created": "2026-11-25T04:00:00Z"}}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..errors import ModelError, WeightsError
+from ..models import SuperResolutionNet, create_model
+from ..ops.normalize import MODALITIES
+from ..ops.scale import as_scale
+
+FORMAT = "napari-volumenet-weights"
+FORMAT_VERSION = 1
+BUNDLED_DIR = Path(__file__).parent
+BUNDLED_REGISTRY = BUNDLED_DIR / "bundled.json"
+
+NORMALIZATION_RULES = {
+    "mri": {"rule": "divide by the 99.9th percentile", "low": 0.0, "percentile": 99.9},
+    "ct": {"rule": "window [-1000, 1000] HU to [0, 1]", "low": -1000.0, "high": 1000.0},
+}
+
+
+def model_metadata(model: SuperResolutionNet) -> dict[str, Any]:
+    """Name, kwargs and scale of ``model`` as stored in a weights file."""
+    kwargs = dict(model.config)
+    name = kwargs.pop("name")
+    return {"model": name, "model_kwargs": kwargs, "scale": list(model.scale)}
+
+
+def save_weights(
+    path: str | Path,
+    model: SuperResolutionNet,
+    *,
+    modality: str,
+    training: dict[str, Any] | None = None,
+    val_psnr: float | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename)."""
+    if modality not in MODALITIES:
+        raise WeightsError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
+    metadata = {
+        **model_metadata(model),
+        "modality": modality,
+        "normalization": NORMALIZATION_RULES[modality],
+        "training": training or {},
+        "val_psnr": None if val_psnr is None else float(val_psnr),
+        "version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "metadata": json.loads(json.dumps(metadata)),  # plain types only, so weights_only loading works
+    }
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_weights_file(path: str | Path) -> dict[str, Any]:
+    """The raw payload of a weights file, checked to be ours; :class:`WeightsError` otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means "not our file"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightsError(f"{path} is not a napari-volumenet weights file ({reason[:120]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightsError(
+            f"{path} is not a napari-volumenet weights file (no '{FORMAT}' header; a bare state dict "
+            "carries no model, scale or modality, so it cannot be used safely)"
+        )
+    if not isinstance(payload.get("state_dict"), dict) or not isinstance(payload.get("metadata"), dict):
+        raise WeightsError(f"{path} is damaged: it has no state dict or no metadata")
+    return payload
+
+
+def load_weights(
+    path: str | Path,
+    *,
+    model: str | None = None,
+    scale: int | tuple[int, int, int] | None = None,
+    modality: str | None = None,
+) -> tuple[SuperResolutionNet, dict[str, Any]]:
+    """Build the network a weights file describes and load its weights (``weights_only=True``).
+
+    ``model``, ``scale`` and ``modality``, when given, must match the file's metadata;
+    a mismatch raises :class:`WeightsError` instead of silently running the wrong network.
+    Returns ``(network in eval mode, metadata)``.
+    """
+    path = Path(path)
+    payload = read_weights_file(path)
+    meta = payload["metadata"]
+    name = meta.get("model")
+    if model is not None and model != name:
+        raise WeightsError(f"{path.name} holds weights for model {name!r}, not {model!r}")
+    if scale is not None and as_scale(scale) != tuple(meta.get("scale", ())):
+        raise WeightsError(
+            f"{path.name} was trained for scale {tuple(meta.get('scale', ()))}, not {as_scale(scale)}"
+        )
+    if modality is not None and modality != meta.get("modality"):
+        raise WeightsError(f"{path.name} was trained on {meta.get('modality')!r} data, not {modality!r}")
+    try:
+        network = create_model(name, **{**meta.get("model_kwargs", {}), "scale": meta.get("scale", 2)})
+    except ModelError as error:
+        raise WeightsError(f"{path.name} describes a model this version cannot build: {error}") from None
+    try:
+        network.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise WeightsError(f"{path.name} does not fit model {name!r}: {detail[:160]}") from None
+    return network.eval(), meta
+
+
+@dataclass(frozen=True)
+class BundledWeights:
+    """One weights file shipped inside the package."""
+
+    name: str
+    file: str
+    model: str
+    modality: str
+    scale: tuple[int, int, int]
+    description: str
+    default: bool = False
+
+    @property
+    def path(self) -> Path:
+        return BUNDLED_DIR / self.file
+
+
+def list_bundled() -> list[BundledWeights]:
+    """Weights shipped with the package, as listed in ``weights/bundled.json``."""
+    if not BUNDLED_REGISTRY.is_file():
+        return []
+    entries = json.loads(BUNDLED_REGISTRY.read_text())
+    return [BundledWeights(**{**e, "scale": tuple(e["scale"])}) for e in entries]
+
+
+def find_bundled(name: str) -> BundledWeights:
+    """The bundled weights called ``name``; :class:`WeightsError` listing the choices otherwise."""
+    bundled = {w.name: w for w in list_bundled()}
+    if name not in bundled:
+        choices = ", ".join(bundled) or "none are bundled yet"
+        raise WeightsError(f"no bundled weights named {name!r} ({choices})")
+    return bundled[name]
+
+
+def default_weights(modality: str = "mri", scale: int | tuple[int, int, int] = 2, model: str | None = None) -> Path:
+    """Path of the bundled default weights for ``modality`` and ``scale`` (and ``model`` if given)."""
+    wanted = as_scale(scale)
+    matches = [
+        w for w in list_bundled()
+        if w.modality == modality and w.scale == wanted and (model is None or w.model == model)
+    ]
+    matches.sort(key=lambda w: not w.default)
+    if not matches:
+        what = f"{model + ' ' if model else ''}{modality.upper()} ×{'×'.join(map(str, wanted))}"
+        raise WeightsError(
+            f"no bundled weights for {what} yet; pass --weights FILE (train one with volumenet-train)"
+        )
+    return matches[0].path

@@ -1,0 +1,169 @@
+"""Exact tiled inference (SPEC §4): tiled == whole volume, bounded memory, progress and cancel."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_volumenet.errors import Cancelled, VolumeNetError
+from napari_volumenet.inference import auto_tile, make_plan, tile_windows, upscale, upscale_steps
+from napari_volumenet.models import create_model
+
+TINY = {
+    "volumenet": dict(depth=3, channels=6),
+    "parallelnet": dict(depth=2, channels=6, block="lwv1"),
+    "mdcsrn": dict(growth=2, blocks=1, units=2),
+    "tricubic": {},
+}
+
+
+@pytest.fixture
+def volume():
+    return np.random.default_rng(0).random((19, 14, 23)).astype(np.float32)
+
+
+def _model(name, scale=2):
+    torch.manual_seed(0)
+    return create_model(name, scale=scale, **TINY[name])
+
+
+@pytest.mark.parametrize("name", list(TINY))
+@pytest.mark.parametrize("tile", [1, 4, (5, 3, 7), 9])
+def test_tiled_equals_whole_volume(volume, name, tile):
+    model = _model(name)
+    whole = upscale(volume, model, tile=0)
+    tiled = upscale(volume, model, tile=tile, batch_size=4)
+    assert tiled.shape == tuple(2 * n for n in volume.shape)
+    assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_tiles_smaller_than_halo_and_anisotropic_scale(volume):
+    model = _model("volumenet", scale=(1, 1, 2))
+    assert model.receptive_field > 2
+    whole = upscale(volume, model, tile=0)
+    tiled = upscale(volume, model, tile=2)
+    assert whole.shape == (19, 14, 46)
+    assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_tiling_without_halo_would_differ(volume):
+    """The halo matters: the same cores run without neighbours give a different result."""
+    model = _model("volumenet")
+    whole = upscale(volume, model, tile=0).astype(np.float64)
+    naive = np.zeros_like(whole)
+    with torch.inference_mode():
+        for z in range(0, 19, 5):
+            core = volume[z:z + 5]
+            naive[2 * z:2 * z + 2 * core.shape[0]] = model(torch.from_numpy(core)[None, None])[0, 0].numpy()
+    assert np.abs(naive - whole).max() > 1e-3
+
+
+def test_windows_cover_the_volume_once_and_keep_the_halo():
+    model = _model("volumenet")
+    shape = (30, 17, 9)
+    plan = make_plan(shape, model, tile=6, device="cpu")
+    covered = np.zeros(shape, dtype=int)
+    for core, window in tile_windows(shape, plan):
+        covered[core] += 1
+        for c, w, n in zip(core, window, shape):
+            assert w.stop - w.start == min(n, 6 + 2 * plan.halo)
+            assert w.start == 0 or w.start <= c.start - plan.halo
+            assert w.stop == n or w.stop >= c.stop + plan.halo
+    assert (covered == 1).all()
+    assert plan.tiles == len(tile_windows(shape, plan))
+
+
+def test_normalization_is_applied_and_inverted(volume):
+    from napari_volumenet.ops.normalize import Normalization
+
+    model = _model("volumenet")
+    norm = Normalization("ct", -1000.0, 1000.0)
+    hu = volume * 2000 - 1000
+    result = upscale(hu, model, normalization=norm, tile=5)
+    expected = norm.invert(upscale(norm.apply(hu), model, tile=0))
+    assert np.allclose(result, expected, atol=1e-3)
+
+
+def _max_window_voxels(model, shape, tile):
+    seen = []
+    hook = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0][0].numel()))
+    upscale(np.zeros(shape, np.float32), model, tile=tile, batch_size=1)
+    hook.remove()
+    return max(seen)
+
+
+def test_working_memory_is_bounded_by_the_tile_not_the_volume():
+    model = _model("volumenet")
+    small = _max_window_voxels(model, (24, 24, 24), tile=4)
+    large = _max_window_voxels(model, (60, 48, 40), tile=4)
+    assert small == large == (4 + 2 * model.receptive_field) ** 3
+
+
+def test_auto_tile_respects_the_budget():
+    model = create_model("volumenet")
+    per_voxel = model.floats_per_voxel() * 4
+    assert auto_tile((20, 20, 20), model, torch.device("cpu"), budget=per_voxel * 20**3) == 0
+    budget = per_voxel * 40**3
+    tile = auto_tile((200, 200, 200), model, torch.device("cpu"), budget=budget)
+    assert tile >= 8
+    assert (tile + 2 * model.receptive_field) ** 3 * per_voxel <= budget
+    with pytest.raises(VolumeNetError, match="not enough free memory"):
+        auto_tile((200, 200, 200), model, torch.device("cpu"), budget=per_voxel * 10**3)
+
+
+def test_progress_reports_every_batch(volume):
+    model = _model("tricubic")
+    calls = []
+    upscale(volume, model, tile=8, batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    total = make_plan(volume.shape, model, tile=8).tiles
+    assert [t for _, t in calls] == [total] * len(calls)
+    assert [d for d, _ in calls] == list(range(2, total, 2)) + [total]
+
+
+def test_cancel_stops_at_a_tile_boundary(volume):
+    model = _model("volumenet")
+    calls = []
+    with pytest.raises(Cancelled):
+        upscale(volume, model, tile=4, progress=lambda d, t: calls.append(d), cancel=lambda: len(calls) >= 2)
+    assert calls == [1, 2]
+
+
+def test_generator_can_be_driven_step_by_step(volume):
+    model = _model("tricubic")
+    steps = upscale_steps(volume, model, tile=10)
+    progress = []
+    while True:
+        try:
+            progress.append(next(steps))
+        except StopIteration as done:
+            result = done.value
+            break
+    assert progress[-1][0] == progress[-1][1]
+    assert np.array_equal(result, upscale(volume, model, tile=0))
+
+
+def test_bf16_on_cpu_is_close_to_fp32(volume):
+    model = _model("volumenet")
+    fp32 = upscale(volume, model, tile=0, precision="fp32")
+    bf16 = upscale(volume, model, tile=0, precision="bf16")
+    assert bf16.dtype == np.float32
+    assert np.abs(bf16 - fp32).max() < 0.05 * (np.abs(fp32).max() + 1)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(device="tpu"), "unknown device"),
+        (dict(device="cpu", precision="fp16"), "fp16 is not supported on the CPU"),
+        (dict(device="cpu", precision="int8"), "unknown precision"),
+        (dict(device="cpu", tile=-3), "tile must be"),
+    ],
+)
+def test_bad_options_are_refused(options, message):
+    with pytest.raises(VolumeNetError, match=message):
+        make_plan((10, 10, 10), _model("tricubic"), **options)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_requested_without_gpu():
+    with pytest.raises(VolumeNetError, match="no CUDA GPU"):
+        make_plan((10, 10, 10), _model("tricubic"), device="cuda")
