@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 from ..errors import ModelError
@@ -14,12 +15,13 @@ def as_scale(scale: int | Sequence[int]) -> Scale:
 
     Raises :class:`ModelError` for anything else (floats, zero, wrong length).
     """
-    if isinstance(scale, bool):
+    def is_factor(value: object) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
+
+    values = (scale,) * 3 if isinstance(scale, numbers.Integral) else tuple(scale) if isinstance(scale, Sequence) else ()
+    if len(values) != 3 or not all(is_factor(v) for v in values):
         raise ModelError(f"scale must be a positive integer or three of them, got {scale!r}")
-    values = (scale,) * 3 if isinstance(scale, int) else tuple(scale)
-    if len(values) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
-        raise ModelError(f"scale must be a positive integer or three of them, got {scale!r}")
-    return values  # type: ignore[return-value]
+    return tuple(int(v) for v in values)  # type: ignore[return-value]
 
 
 def volume(scale: Scale) -> int:
