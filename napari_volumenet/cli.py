@@ -1,0 +1,704 @@
+"""The ``volumenet`` command line (SPEC §6): upscale, degrade, evaluate, models, benchmark.
+
+Every command is a thin adapter over the library (:mod:`napari_volumenet.inference`,
+:mod:`napari_volumenet.io`, :mod:`src_training.evaluate`, :mod:`napari_volumenet.benchmark`);
+the CLI adds no science. Errors a user can cause (:class:`~napari_volumenet.errors.VolumeNetError`)
+are printed as one line ``volumenet: error: <message>`` with exit code 2, Ctrl-C gives
+``volumenet: interrupted`` (exit 130, no partial file), anything else one line
+``volumenet: internal error: ...`` (exit 1); ``--debug`` adds the traceback.
+
+Heavy modules (torch, nibabel, ...) are imported inside the commands, so ``--help`` is fast, and
+nothing here ever imports Qt or napari (the CLI runs on headless servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io as _stdio
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import InputError, ModelError, OutputError, VolumeNetError, WeightsError
+
+PROG = "volumenet"
+EXIT_ERROR = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+INPUT_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh")
+
+# ----------------------------------------------------------------------------- argument types
+
+
+def _int_list(text: str, what: str, *, lengths: tuple[int, ...] = (1, 3), minimum: int = 1) -> tuple[int, ...]:
+    """``"2"`` → ``(2,)``, ``"1,1,2"`` → ``(1, 1, 2)``; argparse error with a clear message otherwise."""
+    parts = [p.strip() for p in str(text).replace("x", ",").replace("×", ",").split(",")]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{what} must be {' or '.join(_shape_words(n) for n in lengths)}, got {text!r}"
+        ) from None
+    if len(values) not in lengths or any(v < minimum for v in values):
+        raise argparse.ArgumentTypeError(
+            f"{what} must be {' or '.join(_shape_words(n) for n in lengths)} (each ≥ {minimum}), got {text!r}"
+        )
+    return values
+
+
+def _shape_words(n: int) -> str:
+    return "one integer" if n == 1 else f"{n} comma-separated integers"
+
+
+def scale_arg(text: str) -> int | tuple[int, int, int]:
+    """``--scale 2`` → 2; ``--scale 1,1,2`` → (1, 1, 2) (array-axis order)."""
+    values = _int_list(text, "--scale")
+    return values[0] if len(values) == 1 else values  # type: ignore[return-value]
+
+
+def tile_arg(text: str) -> int | tuple[int, int, int]:
+    """``--tile 64`` (LR voxels per axis), ``--tile 64,64,32``, or ``--tile 0`` (whole volume at once)."""
+    values = _int_list(text, "--tile", minimum=0)
+    if len(values) == 3 and 0 in values and values != (0, 0, 0):
+        raise argparse.ArgumentTypeError(f"--tile: use 0 alone for the whole volume, got {text!r}")
+    return values[0] if len(values) == 1 else values  # type: ignore[return-value]
+
+
+def size_arg(text: str) -> tuple[int, int, int]:
+    """``--size 125,125,75`` or ``--size 64`` (a cube)."""
+    values = _int_list(text, "--size")
+    return values * 3 if len(values) == 1 else values  # type: ignore[return-value]
+
+
+def positive_int(text: str) -> int:
+    return _int_list(text, "the value", lengths=(1,))[0]
+
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def device_arg(text: str) -> str:
+    if not DEVICE_PATTERN.match(text.strip()):
+        raise argparse.ArgumentTypeError(f"choose auto, cpu, cuda, cuda:N or mps, got {text!r}")
+    return text.strip()
+
+
+def names_arg(text: str) -> list[str]:
+    """Comma-separated list; empty items are dropped."""
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def volume_stem(path: Path) -> str:
+    """``scan.nii.gz`` → ``scan`` (also ``.nii``, ``.mgz``, ``.mgh``)."""
+    name = path.name
+    for suffix in INPUT_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def scale_suffix(scale: Sequence[int]) -> str:
+    """``(2, 2, 2)`` → ``x2``; ``(1, 1, 2)`` → ``x1x1x2``."""
+    scale = tuple(int(s) for s in scale)
+    return f"x{scale[0]}" if len(set(scale)) == 1 else "".join(f"x{s}" for s in scale)
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    return "×".join(str(int(n)) for n in shape)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def plan_outputs(
+    raw_inputs: Sequence[str], inputs: Sequence[Path], output: str, suffix: str, overwrite: bool
+) -> list[tuple[Path, Path]]:
+    """Pair every input volume with its output path and check all outputs before any work starts.
+
+    One file in → ``output`` is that file (or, if ``output`` is an existing folder, the file
+    ``<stem><suffix>.nii.gz`` inside it). Several files or a folder in → ``output`` is a folder
+    (created if needed) holding ``<stem><suffix>.nii.gz`` for each input.
+    """
+    from .io import check_output_path
+
+    out = Path(output).expanduser()
+    single = len(raw_inputs) == 1 and not Path(raw_inputs[0]).expanduser().is_dir() and len(inputs) == 1
+    created: list[Path] = []
+    if single and not out.is_dir():
+        pairs = [(inputs[0], out)]
+    else:
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out} is a file, but with several inputs or a folder -o must be a folder")
+        if not out.exists():
+            missing = [p for p in [out, *out.parents] if not p.exists()]
+            try:
+                out.mkdir(parents=True)
+            except OSError as error:
+                raise OutputError(f"cannot create the output folder {out}: {error.strerror or error}") from None
+            created = missing
+        pairs = [(src, out / f"{volume_stem(src)}{suffix}.nii.gz") for src in inputs]
+    try:
+        seen: dict[Path, Path] = {}
+        for src, dst in pairs:
+            if _same_file(src, dst):
+                raise OutputError(f"the output {dst} would replace its input; choose another -o")
+            key = dst.resolve()
+            if key in seen:
+                raise OutputError(
+                    f"{seen[key]} and {src} would both be written to {dst}; give them different names"
+                )
+            seen[key] = src
+        return [(src, check_output_path(dst, overwrite)) for src, dst in pairs]
+    except VolumeNetError:
+        for folder in created:  # leave nothing behind when we refuse to run
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def resolve_weights(spec: str) -> Path:
+    """``--weights``: a weights file, or the name of bundled weights."""
+    from .weights import find_bundled, list_bundled
+
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    if spec in {w.name for w in list_bundled()}:
+        return find_bundled(spec).path
+    if path.exists():
+        raise WeightsError(f"{path} is not a weights file")
+    bundled = ", ".join(w.name for w in list_bundled()) or "none are bundled yet"
+    raise WeightsError(f"weights file not found: {spec} (nor bundled weights of that name: {bundled})")
+
+
+def check_report_path(path: str | None, overwrite: bool) -> Path | None:
+    """Check a JSON/CSV report path before any work: its folder exists, it does not exist unless ``overwrite``."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise OutputError(f"{p} is a folder; give a file name for the report")
+    if p.exists() and not overwrite:
+        raise OutputError(f"{p} already exists; pass --overwrite to replace it")
+    if not p.parent.is_dir():
+        raise OutputError(f"cannot write {p}: the folder {p.parent} does not exist")
+    if not os.access(p.parent, os.W_OK):
+        raise OutputError(f"cannot write {p}: the folder {p.parent} is not writable")
+    return p
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(_json_safe(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+class TileBars:
+    """tqdm progress bars on stderr, one per label, driven by ``(label, done, total)`` callbacks."""
+
+    def __init__(self, disable: bool) -> None:
+        self.disable = disable
+        self.bar: Any = None
+        self.label: str | None = None
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if label != self.label:
+            self.close()
+            self.bar = tqdm(total=total, desc=label, unit="tile", file=sys.stderr, leave=False,
+                            disable=self.disable, dynamic_ncols=True)
+            self.label = label
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = None
+        self.label = None
+
+    def __enter__(self) -> TileBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def say(quiet: bool, *parts: Any) -> None:
+    if not quiet:
+        print(*parts, flush=True)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from .inference import make_plan, upscale
+    from .io import find_volumes, provenance_description, read_volume, sha256_file, sr_affine, write_volume
+    from .models import count_parameters, list_models
+    from .ops.normalize import fit_normalization
+    from .weights import default_weights, load_weights
+
+    if args.model is not None and args.model not in list_models():
+        raise ModelError(f"unknown model {args.model!r}; choose one of {', '.join(list_models())}")
+    inputs = find_volumes([Path(p).expanduser() for p in args.inputs])
+    if args.weights:
+        weights_path = resolve_weights(args.weights)
+    else:  # never random weights: the bundled default, or a clear error
+        weights_path = default_weights(args.modality or "mri", model=args.model)
+    model, meta = load_weights(weights_path, model=args.model, modality=args.modality)
+    scale = tuple(int(s) for s in model.scale)
+    jobs = plan_outputs(args.inputs, inputs, args.output, f"_{scale_suffix(scale)}", args.overwrite)
+    weights_sha = sha256_file(weights_path)
+    model_name = str(meta["model"])
+    description = provenance_description(model_name, scale, weights_sha, __version__)
+    modality = str(meta["modality"])
+    with TileBars(disable=args.quiet) as bars:
+        for src, dst in jobs:
+            volume = read_volume(src)
+            data = volume.data
+            normalization = fit_normalization(data, modality)
+            plan = make_plan(data.shape, model, tile=args.tile, device=args.device, precision=args.precision)
+            start = time.perf_counter()
+            sr = upscale(data, model, normalization=normalization, plan=plan,
+                         progress=lambda done, total, _n=src.name: bars(_n, done, total))
+            seconds = time.perf_counter() - start
+            bars.close()
+            sidecar = {
+                "tool": f"{PROG} upscale",
+                "version": __version__,
+                "input": str(src),
+                "output": str(dst),
+                "input_shape": list(data.shape),
+                "output_shape": list(sr.shape),
+                "model": model_name,
+                "model_kwargs": meta.get("model_kwargs", {}),
+                "params": count_parameters(model),
+                "weights": str(weights_path),
+                "weights_sha256": weights_sha,
+                "weights_version": meta.get("version"),
+                "scale": list(scale),
+                "modality": modality,
+                "normalization": normalization.to_dict(),
+                "plan": plan.to_dict(),
+                "seconds": seconds,
+            }
+            write_volume(dst, sr, sr_affine(volume.affine, scale), volume.header, overwrite=args.overwrite,
+                         description=description, sidecar=_json_safe(sidecar))
+            tiles = f"{plan.tiles} tile{'s' if plan.tiles != 1 else ''}"
+            say(args.quiet, f"{src} → {dst}  ({shape_text(data.shape)} → {shape_text(sr.shape)}, "
+                            f"{seconds:.1f} s, {plan.device} {plan.precision}, {tiles})")
+    return 0
+
+
+def cmd_degrade(args: argparse.Namespace) -> int:
+    from .io import find_volumes, lr_affine, read_volume, write_volume
+    from .ops.degrade import crop_to_multiple, degrade
+    from .ops.scale import as_scale
+
+    try:
+        scale = as_scale(args.scale)
+    except ModelError as error:
+        raise InputError(str(error)) from None
+    inputs = find_volumes([Path(p).expanduser() for p in args.inputs])
+    jobs = plan_outputs(args.inputs, inputs, args.output, f"_lr_{scale_suffix(scale)}", args.overwrite)
+    for src, dst in jobs:
+        volume = read_volume(src)
+        start = time.perf_counter()
+        cropped_shape = crop_to_multiple(volume.data, scale).shape
+        lr = degrade(volume.data, scale)
+        seconds = time.perf_counter() - start
+        sidecar = {
+            "tool": f"{PROG} degrade",
+            "version": __version__,
+            "input": str(src),
+            "output": str(dst),
+            "input_shape": list(volume.data.shape),
+            "cropped_shape": list(cropped_shape),
+            "output_shape": list(lr.shape),
+            "scale": list(scale),
+            "method": "napari_volumenet.ops.degrade.degrade: crop to a multiple of the scale, Gaussian "
+                      "anti-aliasing sigma (s-1)/2, cubic B-spline resampling (order 3), clipped to the HR range",
+            "seconds": seconds,
+        }
+        write_volume(dst, lr, lr_affine(volume.affine, scale), volume.header, overwrite=args.overwrite,
+                     description=f"volumenet {__version__} degrade {scale_suffix(scale)}", sidecar=sidecar)
+        say(args.quiet, f"{src} → {dst}  ({shape_text(volume.data.shape)} → {shape_text(lr.shape)}, "
+                        f"{scale_suffix(scale)} LR simulation)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from src_training.evaluate import (
+        SUMMARY_COLUMNS, default_model_specs, evaluate, format_table, summarize, to_json,
+    )
+
+    from .ops.scale import as_scale
+
+    try:
+        scale = as_scale(args.scale)
+    except ModelError as error:
+        raise InputError(str(error)) from None
+    json_path = check_report_path(args.json, args.overwrite)
+    csv_path = check_report_path(args.csv, args.overwrite)
+    if json_path is not None and csv_path is not None and _same_file(json_path, csv_path):
+        raise OutputError("--json and --csv name the same file")
+    specs = list(args.models) if args.models else default_model_specs(args.modality, scale)
+    with TileBars(disable=args.quiet) as bars:
+        rows = evaluate(args.inputs, specs, scale=scale, modality=args.modality, tile=args.tile,
+                        device=args.device, precision=args.precision, progress=bars)
+    summary = summarize(rows)
+    volumes = len({row["volume"] for row in rows})
+    print(f"{volumes} volume(s), LR = degrade(HR, {scale_suffix(scale)}), modality {args.modality}; "
+          "means over volumes, metrics on the 0–255 scale of each HR volume's min/max")
+    print(format_table(summary))
+    if not specs:
+        print(f"(no bundled weights yet for {args.modality} {scale_suffix(scale)}; "
+              "pass --models path/to/weights.pt)")
+    if json_path is not None:
+        write_json(json_path, to_json(rows, summary, scale=list(scale), modality=args.modality,
+                                      models=["tricubic", *specs], version=__version__))
+        say(args.quiet, f"wrote {json_path}")
+    if csv_path is not None:
+        buffer = _stdio.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(SUMMARY_COLUMNS), extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        for row in summary:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        write_text_atomic(csv_path, buffer.getvalue())
+        say(args.quiet, f"wrote {csv_path}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import count_parameters, create_model, list_models
+    from .weights import list_bundled
+
+    rows = [["model", "#params", "RF", "default arguments"]]
+    for name in list_models():
+        model = create_model(name)
+        kwargs = {k: v for k, v in model.config.items() if k not in ("name", "scale")}
+        rows.append([
+            name,
+            f"{count_parameters(model) / 1e6:.3f} M",
+            str(model.receptive_field),
+            " ".join(f"{k}={v}" for k, v in kwargs.items()) or "-",
+        ])
+    print("Networks (#params with the default arguments at scale 2; RF = receptive-field radius in LR voxels):")
+    print(_columns(rows))
+    print()
+    bundled = list_bundled()
+    if not bundled:
+        print("Bundled weights: no bundled weights yet (train with volumenet-train, then pass --weights FILE).")
+        return 0
+    print("Bundled weights (use the name with --weights, or with --models in evaluate):")
+    table = [["name", "model", "modality", "scale", "val PSNR", "default"]]
+    for w in bundled:
+        val = _bundled_val_psnr(w)
+        table.append([w.name, w.model, w.modality, scale_suffix(w.scale), val, "yes" if w.default else ""])
+    print(_columns(table))
+    return 0
+
+
+def _bundled_val_psnr(bundled: Any) -> str:
+    from .weights import read_weights_file
+
+    try:
+        value = read_weights_file(bundled.path)["metadata"].get("val_psnr")
+    except VolumeNetError:
+        return "missing file"
+    return "-" if value is None else f"{float(value):.2f} dB"
+
+
+def _columns(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import format_results, run_benchmark
+    from .models import list_models
+
+    unknown = [m for m in args.models if m not in list_models()]
+    if unknown:
+        raise ModelError(f"unknown model {unknown[0]!r}; choose one of {', '.join(list_models())}")
+    if not args.models:
+        raise ModelError("--models is empty; name at least one model")
+    json_path = check_report_path(args.json, args.overwrite)
+    if not args.quiet:
+        print(f"benchmarking {', '.join(args.models)} on a random {shape_text(args.size)} LR volume "
+              "(random weights: speed only)...", file=sys.stderr, flush=True)
+    report = run_benchmark(args.models, args.size, device=args.device, precision=args.precision,
+                           tile=args.tile, repeats=args.repeats)
+    print(format_results(report))
+    if json_path is not None:
+        write_json(json_path, {**report, "version": __version__})
+        say(args.quiet, f"wrote {json_path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+MAIN_EPILOG = """\
+examples:
+  volumenet upscale scan.nii.gz -o scan_x2.nii.gz --weights volumenet_mri.pt
+  volumenet degrade hr.nii.gz -o lr.nii.gz --scale 2
+  volumenet evaluate hr_folder/ --models runs/volumenet.pt --json results.json
+  volumenet models
+  volumenet benchmark --models volumenet,parallelnet --size 125,125,75
+
+Run 'volumenet COMMAND --help' for the options of one command.
+"""
+
+UPSCALE_EPILOG = """\
+examples:
+  # one file in, one file out
+  volumenet upscale scan.nii.gz -o scan_x2.nii.gz --weights volumenet_mri.pt
+  # a folder (or several files) in, a folder out: out/<name>_x2.nii.gz
+  volumenet upscale scans/ -o upscaled/ --weights volumenet_mri.pt
+  # CT weights on the GPU in bf16, 64-voxel tiles, replace existing outputs
+  volumenet upscale ct.nii.gz -o ct_x2.nii.gz --weights volumenet_ct.pt --modality ct \\
+      --device cuda --precision bf16 --tile 64 --overwrite
+  # whole volume at once, no progress output
+  volumenet upscale scan.nii.gz -o scan_x2.nii.gz --weights volumenet_mri.pt --tile 0 --quiet
+
+The scale comes from the weights; outputs are float32 NIfTI with the voxel size divided by the
+scale and the same physical extent, the provenance in the header description, and a JSON
+sidecar (model, weights sha256, normalisation, tiling, time).
+"""
+
+DEGRADE_EPILOG = """\
+examples:
+  volumenet degrade hr.nii.gz -o lr.nii.gz
+  volumenet degrade hr.nii.gz -o lr_z.nii.gz --scale 1,1,2     # through-plane only
+  volumenet degrade hr_folder/ -o lr_folder/                   # out: <name>_lr_x2.nii.gz
+
+The LR simulation of the paper: crop to a multiple of the scale, Gaussian anti-aliasing,
+cubic B-spline downsampling (deterministic). LR voxel size = HR voxel size × scale.
+"""
+
+EVALUATE_EPILOG = """\
+examples:
+  volumenet evaluate hr_folder/ --models runs/volumenet.pt
+  volumenet evaluate a.nii.gz b.nii.gz --models runs/volumenet.pt,runs/parallelnet.pt \\
+      --json results.json --csv results.csv
+  volumenet evaluate ct_folder/ --modality ct --models runs/volumenet_ct.pt --device cuda
+
+Each HR volume is cropped to a multiple of the scale and degraded; tricubic interpolation and
+each model upscale it back. A model is a weights file, a bundled weights name, or a model name
+(its bundled default weights). Metrics on the 0–255 scale of the HR volume (paper's protocol).
+"""
+
+MODELS_EPILOG = """\
+examples:
+  volumenet models
+"""
+
+BENCHMARK_EPILOG = """\
+examples:
+  volumenet benchmark
+  volumenet benchmark --models volumenet,parallelnet,srcnn3d --size 125,125,75 --repeats 5
+  volumenet benchmark --device cuda --precision fp16 --json bench.json
+
+Random weights and a random volume: speed and memory only, never quality. The time is the
+median over --repeats runs after one warm-up; peak memory is CUDA's max_memory_allocated, or
+on the CPU the peak RSS above the baseline, sampled every ~5 ms.
+"""
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tile", type=tile_arg, default=None, metavar="N",
+                        help="tile edge in LR voxels (N or N,N,N); 0 = whole volume at once; "
+                             "default: chosen from free memory")
+    parser.add_argument("--device", type=device_arg, default="auto", metavar="DEVICE",
+                        help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="auto (default: fp16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of errors")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=fmt, parents=[common], epilog=MAIN_EPILOG,
+        description="Learned 3D super-resolution (ParallelNet / VolumeNet) of MRI and CT NIfTI volumes.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("upscale", parents=[common], formatter_class=fmt, epilog=UPSCALE_EPILOG,
+                       help="super-resolve NIfTI volumes",
+                       description="Super-resolve NIfTI volumes with a trained network (exact tiled inference).")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="NIfTI file(s) (.nii, .nii.gz) or folder(s) of them")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output file (one input file) or folder (several inputs or a folder)")
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="expected network (volumenet, parallelnet, ...); the weights must be for it")
+    p.add_argument("--weights", default=None, metavar="PATH_OR_NAME",
+                   help="weights file (.pt) or bundled weights name; default: the bundled default weights")
+    p.add_argument("--modality", choices=["mri", "ct"], default=None,
+                   help="modality of the input; must match the weights (default: that of the weights)")
+    _add_run_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary lines")
+    p.set_defaults(func=cmd_upscale)
+
+    p = sub.add_parser("degrade", parents=[common], formatter_class=fmt, epilog=DEGRADE_EPILOG,
+                       help="simulate a low-resolution acquisition",
+                       description="Simulate the LR acquisition of HR NIfTI volumes (the paper's degradation).")
+    p.add_argument("inputs", nargs="+", metavar="HR", help="HR NIfTI file(s) or folder(s)")
+    p.add_argument("-o", "--output", required=True, metavar="LR", help="output file or folder")
+    p.add_argument("--scale", type=scale_arg, default=2, metavar="S",
+                   help="factor per axis: 2 (default) or three values such as 1,1,2 (array-axis order)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary lines")
+    p.set_defaults(func=cmd_degrade)
+
+    p = sub.add_parser("evaluate", parents=[common], formatter_class=fmt, epilog=EVALUATE_EPILOG,
+                       help="Table III: tricubic and models on degraded HR volumes",
+                       description="Degrade HR volumes, upscale them with tricubic and each model, and print "
+                                   "RMSE, PSNR, foreground PSNR, SSIM, time and #params (the paper's Table III).")
+    p.add_argument("inputs", nargs="+", metavar="HR_FILES_OR_DIRS", help="HR NIfTI file(s) or folder(s)")
+    p.add_argument("--models", type=names_arg, action="extend", default=[], metavar="A,B,...",
+                   help="weights files, bundled weights names or model names (comma-separated); "
+                        "default: all bundled weights for the modality")
+    p.add_argument("--scale", type=scale_arg, default=2, metavar="S", help="2 (default) or e.g. 1,1,2")
+    p.add_argument("--modality", choices=["mri", "ct"], default="mri", help="mri (default) or ct")
+    _add_run_options(p)
+    p.add_argument("--json", default=None, metavar="PATH", help="write per-volume rows and the summary as JSON")
+    p.add_argument("--csv", default=None, metavar="PATH", help="write the summary table as CSV")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --json / --csv files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("models", parents=[common], formatter_class=fmt, epilog=MODELS_EPILOG,
+                       help="list the networks and the bundled weights",
+                       description="List the registry's networks (#params, receptive field) and the bundled weights.")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("benchmark", parents=[common], formatter_class=fmt, epilog=BENCHMARK_EPILOG,
+                       help="throughput and peak memory (random weights)",
+                       description="Measure the speed and peak memory of networks with random weights on a "
+                                   "random LR volume (speed only, not quality).")
+    p.add_argument("--models", type=names_arg, default=["volumenet"], metavar="A,B,...",
+                   help="registry model names (default: volumenet)")
+    p.add_argument("--size", type=size_arg, default=(125, 125, 75), metavar="X,Y,Z",
+                   help="LR volume shape (default 125,125,75)")
+    _add_run_options(p)
+    p.add_argument("--repeats", type=positive_int, default=3, metavar="N",
+                   help="timed runs after one warm-up (default 3); the median is reported")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the full report as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the result table")
+    p.set_defaults(func=cmd_benchmark)
+    return parser
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(message: str) -> None:
+    print(f"{PROG}: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+def _use_replacement_characters() -> None:
+    """Never crash on printing '→' or '×' to a terminal or pipe that cannot encode them."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``volumenet`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    _use_replacement_characters()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exit_:  # --help, --version, usage errors (exit 2, argparse's message)
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else EXIT_ERROR)
+    debug = bool(getattr(args, "debug", False))
+    command: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return int(command(args) or 0)
+    except VolumeNetError as error:
+        if debug:
+            traceback.print_exc()
+        _fail(f"error: {error}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        if debug:
+            traceback.print_exc()
+        _fail("error: out of memory; pass a smaller --tile or close other programs")
+        return EXIT_ERROR
+    except BrokenPipeError:  # e.g. `volumenet models | head -1`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - avoid a second error at exit
+        except OSError:
+            pass
+        return EXIT_INTERNAL
+    except Exception as error:  # noqa: BLE001 - one line instead of a traceback
+        if debug:
+            traceback.print_exc()
+        message = _one_line(str(error))[:300]
+        _fail(f"internal error: {type(error).__name__}: {message} (rerun with --debug for details)")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""``src_training.evaluate``: the paper's protocol on tiny synthetic HR volumes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+import src_training.evaluate as evaluate_module
+from napari_volumenet import weights as weights_module
+from napari_volumenet.errors import WeightsError
+from napari_volumenet.io import read_volume
+from napari_volumenet.models import count_parameters, create_model
+from napari_volumenet.ops.degrade import crop_to_multiple, degrade
+from napari_volumenet.ops.interpolate import tricubic_upsample_numpy
+from napari_volumenet.ops.metrics import compute_metrics
+from napari_volumenet.weights import save_weights
+from src_training.evaluate import (
+    METRICS, evaluate, format_table, resolve_model_spec, summarize, to_json,
+)
+
+AFFINE = np.diag([1.0, 1.2, 2.0, 1.0])
+
+
+def synthetic_hr(shape, seed):
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    blob = np.exp(-3 * sum(g**2 for g in grids)) + 0.5 * (grids[0] > 0.2)
+    return (300 * (blob + 0.1 * rng.random(shape))).astype(np.float32)
+
+
+@pytest.fixture
+def volumes(tmp_path) -> list[Path]:
+    paths = []
+    for i, shape in enumerate([(13, 12, 9), (10, 12, 8)]):  # the first needs cropping to even sizes
+        path = tmp_path / f"hr{i}.nii.gz"
+        nib.save(nib.Nifti1Image(synthetic_hr(shape, i), AFFINE), str(path))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def tiny_weights(tmp_path) -> Path:
+    torch.manual_seed(0)
+    return save_weights(tmp_path / "tiny.pt", create_model("volumenet", depth=2, channels=4), modality="mri")
+
+
+@pytest.fixture
+def no_bundled(monkeypatch):
+    monkeypatch.setattr(weights_module, "list_bundled", lambda: [])
+    monkeypatch.setattr(evaluate_module, "list_bundled", lambda: [])
+
+
+RUN = dict(scale=2, modality="mri", tile=0, device="cpu", precision="fp32")
+
+
+def test_rows_have_finite_metrics(volumes, tiny_weights):
+    seen = []
+    rows = evaluate(volumes, [str(tiny_weights)], progress=lambda label, done, total: seen.append(label), **RUN)
+    assert [(Path(r["volume"]).name, r["architecture"]) for r in rows] == [
+        ("hr0.nii.gz", "tricubic"), ("hr0.nii.gz", "volumenet"),
+        ("hr1.nii.gz", "tricubic"), ("hr1.nii.gz", "volumenet"),
+    ]
+    for row in rows:
+        assert all(math.isfinite(row[k]) for k in METRICS)
+        assert -1 <= row["ssim"] <= 1 and row["seconds"] >= 0
+    assert rows[0]["hr_shape"] == [12, 12, 8] and rows[0]["lr_shape"] == [6, 6, 4]
+    assert rows[0]["params"] == 0
+    assert rows[1]["params"] == count_parameters(create_model("volumenet", depth=2, channels=4))
+    assert rows[1]["weights"] == str(tiny_weights)
+    assert len(seen) == 4
+
+
+def test_tricubic_row_is_the_protocol_exactly(volumes):
+    rows = evaluate(volumes, [], **RUN)
+    assert len(rows) == 2
+    for path, row in zip(volumes, rows):
+        hr = read_volume(path).data
+        crop = crop_to_multiple(hr, 2)
+        expected = compute_metrics(crop, tricubic_upsample_numpy(degrade(hr, 2), 2))
+        assert {k: row[k] for k in METRICS} == expected
+
+
+def test_summary_means_are_the_means(volumes, tiny_weights):
+    rows = evaluate(volumes, [str(tiny_weights)], **RUN)
+    summary = summarize(rows)
+    assert [s["model"] for s in summary] == [rows[0]["model"], rows[1]["model"]]
+    for s in summary:
+        group = [r for r in rows if r["model"] == s["model"]]
+        assert s["volumes"] == 2
+        for key in (*METRICS, "seconds"):
+            assert s[key] == pytest.approx(np.mean([r[key] for r in group]), rel=1e-12)
+    table = format_table(summary).splitlines()
+    assert table[0].startswith("| model | RMSE | PSNR")
+    assert table[2].startswith("| tricubic |") and table[3].startswith("| volumenet (tiny.pt) |")
+    report = to_json(rows, summary, scale=[2, 2, 2])
+    assert len(report["rows"]) == 4 and report["summary"] == summary
+
+
+def test_anisotropic_scale(volumes):
+    rows = evaluate(volumes[:1], [], **{**RUN, "scale": (1, 1, 2)})
+    assert rows[0]["lr_shape"] == [13, 12, 4] and rows[0]["scale"] == [1, 1, 2]
+
+
+def test_specs_are_checked_before_work(volumes, tiny_weights, no_bundled, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("a volume was read before the model specs were checked")
+
+    monkeypatch.setattr(evaluate_module, "read_volume", fail)
+    with pytest.raises(WeightsError, match="no bundled weights"):
+        evaluate(volumes, ["volumenet"], **RUN)
+    with pytest.raises(WeightsError, match="neither a weights file"):
+        evaluate(volumes, ["nonsense"], **RUN)
+    with pytest.raises(WeightsError, match="trained on 'mri'"):
+        evaluate(volumes, [str(tiny_weights)], **{**RUN, "modality": "ct"})
+    with pytest.raises(WeightsError, match="scale"):
+        evaluate(volumes, [str(tiny_weights)], **{**RUN, "scale": (1, 1, 2)})
+    assert resolve_model_spec("tricubic").label == "tricubic"
