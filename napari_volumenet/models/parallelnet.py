@@ -9,6 +9,8 @@ the anti-diagonals, keeping only two of them alive at a time.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -73,6 +75,34 @@ class ParallelNet(SuperResolutionNet):
             first_input = f0 if k == 0 else torch.cat(diagonal, dim=1)
             diagonal = [self.branches[i][k - i](diagonal[i]) for i in range(k)] + [self.branches[k][0](first_input)]
         return self.shuffle(f0 + self.fusion(torch.cat(diagonal, dim=1)))
+
+    @torch.no_grad()
+    def init_as_interpolation(self, fusion_gain: float = 0.1) -> None:
+        """Start training from trilinear upsampling instead of from noise.
+
+        The head ``F0`` becomes the polyphase form of trilinear interpolation on the SPEC §5 grid
+        (HR voxel ``d`` of LR voxel ``x`` sits at ``x + (d + ½)/s − ½``), so that
+        ``VoxelShuffle(F0)`` alone is trilinear upsampling; the fusion weights are scaled by
+        ``fusion_gain`` so the branches begin as a small correction to it. The wiring and the
+        parameter count do not change; on CPU-sized budgets this converges far faster than the
+        default initialisation.
+        """
+        weight = torch.ones(volume(self.scale), 1, 3, 3, 3, dtype=torch.float64)
+        for axis, factor in enumerate(self.scale):
+            taps = torch.zeros(factor, 3, dtype=torch.float64)
+            for phase in range(factor):
+                offset = (phase + 0.5) / factor - 0.5
+                taps[phase, 1] = 1 - abs(offset)
+                taps[phase, 2 if offset > 0 else 0] += abs(offset)
+            # channel c = ((d0·s1 + d1)·s2 + d2): phase of this axis for every channel
+            phase_of_channel = (torch.arange(volume(self.scale)) // math.prod(self.scale[axis + 1:])) % factor
+            shape = [-1, 1, 1, 1, 1]
+            shape[2 + axis] = 3
+            weight = weight * taps[phase_of_channel].reshape(shape)
+        self.head.weight.copy_(weight.to(self.head.weight.dtype))
+        self.head.bias.zero_()
+        self.fusion.weight.mul_(fusion_gain)
+        self.fusion.bias.zero_()
 
     def floats_per_voxel(self) -> int:
         widest_inner = max(b.inner_channels for branch in self.branches for b in branch)

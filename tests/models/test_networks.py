@@ -357,3 +357,29 @@ def test_config_round_trip(name, kwargs):
     x = torch.rand(1, 1, 3, 4, 3)
     with torch.no_grad():
         torch.testing.assert_close(clone(x), model(x))
+
+
+@pytest.mark.parametrize("scale", [(2, 2, 2), (1, 1, 2), (3, 2, 1)])
+def test_interpolation_init_is_trilinear_upsampling(scale):
+    """With the fusion silenced, an interpolation-initialised ParallelNet is trilinear upsampling on the
+    SPEC §5 grid (scipy's grid_mode zoom), away from the zero-padded border."""
+    import numpy as np
+    from scipy import ndimage
+
+    model = create_model("volumenet", depth=2, channels=4, scale=scale).eval()
+    model.init_as_interpolation(fusion_gain=0.0)
+    lr = np.random.default_rng(0).random((9, 10, 11)).astype(np.float32)
+    with torch.no_grad():
+        sr = model(torch.from_numpy(lr)[None, None])[0, 0].numpy()
+    expected = ndimage.zoom(lr.astype(np.float64), scale, order=1, grid_mode=True, mode="grid-constant")
+    inner = tuple(slice(2 * s, -2 * s) for s in scale)
+    assert sr.shape == expected.shape
+    np.testing.assert_allclose(sr[inner], expected[inner], atol=1e-5)
+
+
+def test_interpolation_init_keeps_a_small_trainable_correction():
+    model = create_model("volumenet", depth=2, channels=4)
+    before = model.fusion.weight.detach().abs().mean()
+    model.init_as_interpolation(fusion_gain=0.1)
+    assert torch.isclose(model.fusion.weight.detach().abs().mean(), 0.1 * before)
+    assert model.fusion.bias.abs().max() == 0 and model.head.bias.abs().max() == 0
