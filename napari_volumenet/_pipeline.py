@@ -1,0 +1,348 @@
+"""What the napari widget runs, as a plain generator (no Qt, no napari).
+
+:func:`run_steps` loads the networks, simulates the LR volume when asked (``mode="simulate"``),
+upscales with tricubic interpolation and with each network through
+:func:`napari_volumenet.inference.upscale_steps` (the same tiled inference as ``volumenet
+upscale``), and compares every output with the ground truth through
+:func:`napari_volumenet.ops.metrics.compute_metrics`. It yields a :class:`Step` after every tile
+(and at each stage) and returns a :class:`RunResult` (``StopIteration.value``).
+
+The widget drives it from a ``thread_worker`` (progress bar, cancel at the next tile boundary);
+tests and scripts drive it synchronously with :func:`run_sync`. Closing the generator early
+(cancel) drops everything: nothing is returned.
+
+Arrays come in and go out in the layer's *view* order (see :mod:`napari_volumenet._geometry`);
+``ornt`` puts them back in the stored order for the network, so that the result is exactly what
+``volumenet upscale`` writes for the same file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._geometry import IDENTITY_ORNT, from_view, to_view, view_factors
+from .errors import InputError, ModelError, WeightsError
+from .inference import Plan, make_plan, upscale_steps
+from .models import SuperResolutionNet, count_parameters, create_model
+from .ops.degrade import crop_to_multiple, degrade
+from .ops.metrics import compute_metrics
+from .ops.normalize import MODALITIES, fit_normalization
+from .ops.scale import as_scale
+from .weights import load_weights
+
+MODES = ("upscale", "simulate")
+UNTRAINED = "untrained (random weights, speed only)"
+TRICUBIC_LABEL = "tricubic"
+DIFF_PERCENTILE = 99.5
+"""The shared upper contrast limit of the difference maps: the largest of their 99.5th percentiles."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One network to run: a weights file, or an untrained (randomly initialised) registry model."""
+
+    label: str
+    weights: Path | None = None
+    model: str | None = None
+    """Registry name: required without weights; with weights, the file must hold this model."""
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Architecture arguments of an untrained model (``depth``, ``channels``, ``block``...)."""
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights is None
+
+
+@dataclass(frozen=True)
+class Step:
+    """Progress report: ``done`` of ``total`` units of ``stage`` for output ``label``."""
+
+    stage: str
+    """``load``, ``degrade``, ``plan``, ``tiles``, ``metrics``."""
+    label: str
+    done: int = 0
+    total: int = 0
+    index: int = 0
+    """Which output (0-based) among ``count``."""
+    count: int = 1
+    plan: Plan | None = None
+
+
+@dataclass
+class Output:
+    """One upscaled volume (view order, input units) and how it was made."""
+
+    label: str
+    kind: str
+    """``tricubic`` or ``sr``."""
+    data: np.ndarray
+    seconds: float
+    params: int
+    plan: Plan
+    untrained: bool = False
+    model_config: dict[str, Any] = field(default_factory=dict)
+    weights: Path | None = None
+    weights_metadata: dict[str, Any] = field(default_factory=dict)
+    normalization: dict[str, Any] | None = None
+    metrics: dict[str, float] | None = None
+    difference: np.ndarray | None = None
+    """``|data − ground truth|`` (view order) when there is a ground truth."""
+
+
+@dataclass
+class RunResult:
+    """Everything :func:`run_steps` produced."""
+
+    mode: str
+    scale: tuple[int, int, int]
+    """Upscaling factor per *stored* axis."""
+    view_scale: tuple[int, int, int]
+    """The same in view order."""
+    modality: str
+    lr: np.ndarray
+    """The LR volume that was upscaled (view order); the simulated one in ``simulate`` mode."""
+    ground_truth: np.ndarray | None
+    """The HR volume compared with (view order, cropped to a multiple of the scale), if any."""
+    outputs: list[Output]
+    value_range: tuple[float, float] | None = None
+    """``(min, max)`` of the ground truth: the 0–255 mapping of every metric."""
+    diff_limits: tuple[float, float] = (0.0, 1.0)
+    """One contrast range shared by every difference map."""
+    gt_cropped: bool = False
+    """Whether the ground truth lost voxels to :func:`~napari_volumenet.ops.degrade.crop_to_multiple`."""
+
+    def output(self, label: str) -> Output:
+        for out in self.outputs:
+            if out.label == label:
+                return out
+        raise KeyError(label)
+
+
+def _load(spec: ModelSpec, scale: tuple[int, int, int] | None, modality: str | None, seed: int
+          ) -> tuple[SuperResolutionNet, dict[str, Any]]:
+    if spec.weights is not None:
+        return load_weights(spec.weights, model=spec.model, modality=modality)
+    if spec.model is None:
+        raise ModelError(f"{spec.label}: choose a model or a weights file")
+    torch.manual_seed(seed)  # untrained models: the same random weights on every run
+    return create_model(spec.model, **{**dict(spec.kwargs), "scale": scale or 2}).eval(), {}
+
+
+def load_models(
+    specs: Sequence[ModelSpec], *, modality: str | None = None, scale: int | Sequence[int] | None = None,
+    seed: int = 0,
+) -> tuple[list[tuple[ModelSpec, SuperResolutionNet, dict[str, Any]]], tuple[int, int, int], str]:
+    """Build every network; check that they share one scale and one modality.
+
+    Networks with weights come first to fix the scale and modality (from their metadata; a
+    given ``modality`` must match); untrained networks follow them (or ``scale``, default 2;
+    ``modality``, default MRI).
+    """
+    if modality is not None and modality not in MODALITIES:
+        raise InputError(f"Unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}.")
+    fixed_scale = None if scale is None else as_scale(scale)
+    fixed_modality = modality
+    loaded: dict[int, tuple[SuperResolutionNet, dict[str, Any]]] = {}
+    order = sorted(range(len(specs)), key=lambda i: specs[i].untrained)
+    for i in order:
+        spec = specs[i]
+        model, meta = _load(spec, fixed_scale, fixed_modality, seed)
+        if fixed_scale is not None and tuple(model.scale) != fixed_scale:
+            raise WeightsError(
+                f"{spec.label} upscales by {tuple(model.scale)}, but the other models by {fixed_scale}; "
+                "compare models of one scale"
+            )
+        fixed_scale = tuple(model.scale)  # type: ignore[assignment]
+        if meta:
+            if fixed_modality is not None and meta.get("modality") != fixed_modality:
+                raise WeightsError(
+                    f"{spec.label} was trained on {meta.get('modality')!r} data, not {fixed_modality!r}"
+                )
+            fixed_modality = str(meta.get("modality"))
+        loaded[i] = (model, meta)
+    return ([(specs[i], *loaded[i]) for i in range(len(specs))],
+            fixed_scale or as_scale(scale or 2), fixed_modality or "mri")
+
+
+def _match_ground_truth(gt_view: np.ndarray, lr_view_shape: Sequence[int], view_scale: Sequence[int],
+                        ornt: np.ndarray, scale: Sequence[int]) -> tuple[np.ndarray, bool]:
+    expected = tuple(n * s for n, s in zip(lr_view_shape, view_scale))
+    if tuple(gt_view.shape) == expected:
+        return gt_view, False
+    if gt_view.ndim == 3:
+        cropped = to_view(crop_to_multiple(from_view(gt_view, ornt), scale), ornt)
+        if tuple(cropped.shape) == expected:
+            return cropped, True
+    raise InputError(
+        f"The ground truth has shape {tuple(gt_view.shape)}, but ×{'×'.join(map(str, view_scale))} "
+        f"of the input {tuple(lr_view_shape)} is {expected}; choose the HR volume this LR volume was made from."
+    )
+
+
+def _run_network(
+    label: str, model: SuperResolutionNet, lr: np.ndarray, *, normalization: Any, plan: Plan,
+    index: int, count: int,
+) -> Generator[Step, None, tuple[np.ndarray, float]]:
+    """Upscale ``lr`` (stored order); yields a :class:`Step` per batch of tiles; returns (HR, seconds)."""
+    yield Step("plan", label, 0, plan.tiles, index, count, plan)
+    steps = upscale_steps(lr, model, normalization=normalization, plan=plan)
+    seconds = 0.0
+    try:
+        while True:
+            start = time.perf_counter()
+            try:
+                done, total = next(steps)
+            except StopIteration as finished:
+                seconds += time.perf_counter() - start
+                return finished.value, seconds
+            seconds += time.perf_counter() - start
+            yield Step("tiles", label, done, total, index, count, plan)
+    finally:
+        steps.close()
+
+
+def run_steps(
+    image: np.ndarray,
+    specs: Sequence[ModelSpec],
+    *,
+    mode: str = "upscale",
+    ground_truth: np.ndarray | None = None,
+    ornt: np.ndarray | None = None,
+    modality: str | None = None,
+    scale: int | Sequence[int] | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | None = None,
+    tricubic: bool = True,
+    seed: int = 0,
+) -> Generator[Step, None, RunResult]:
+    """Upscale ``image`` with every network of ``specs`` (and tricubic), compare with the ground truth.
+
+    Parameters
+    ----------
+    image
+        The input layer's data (view order). ``mode="upscale"``: it is the LR volume.
+        ``mode="simulate"``: it is an HR volume; it is cropped to a multiple of the scale, degraded
+        (:func:`~napari_volumenet.ops.degrade.degrade`), upscaled and compared with itself.
+    specs
+        The networks; ``[]`` runs tricubic interpolation only.
+    ground_truth
+        ``mode="upscale"`` only: the HR volume (view order) to compare with; its shape must be
+        ``s`` × the input's (after cropping to a multiple of ``s``).
+    ornt
+        The layer's view transform (:func:`napari_volumenet._geometry.view_ornt`); identity if ``None``.
+    modality, scale
+        Needed only when no network has a weights file (untrained models, tricubic only);
+        otherwise taken from, and checked against, the weights' metadata.
+    device, precision, tile
+        As for :func:`napari_volumenet.inference.make_plan` (``tile=None``: from free memory).
+    tricubic
+        Also produce the tricubic (cubic B-spline) upsampling, as the first output.
+    """
+    if mode not in MODES:
+        raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise InputError(f"The input must be a 3D volume, got shape {image.shape}.")
+    if image.dtype.kind not in "biuf":
+        raise InputError(f"The input must be a real-valued volume, got data type {image.dtype}.")
+    ornt = IDENTITY_ORNT if ornt is None else np.asarray(ornt, dtype=float)
+    if not specs and not tricubic:
+        raise InputError("Nothing to run: choose a model or tricubic interpolation.")
+    count = len(specs) + int(tricubic)
+    yield Step("load", "models", 0, count, 0, count)
+    models, s, modality = load_models(specs, modality=modality, scale=scale, seed=seed)
+    vs = view_factors(s, ornt)
+    stored = from_view(image, ornt)
+    if not np.all(np.isfinite(stored)):
+        raise InputError("The input volume contains NaN or infinite values.")
+
+    gt_view: np.ndarray | None = None
+    gt_cropped = False
+    if mode == "simulate":
+        yield Step("degrade", "LR simulation", 0, 1, 0, count)
+        hr_stored = crop_to_multiple(stored, s)
+        gt_cropped = hr_stored.shape != stored.shape
+        lr_stored = degrade(hr_stored, s)
+        gt_view = to_view(hr_stored, ornt)
+    else:
+        lr_stored = np.ascontiguousarray(stored, dtype=np.float32)
+        if ground_truth is not None:
+            gt_view, gt_cropped = _match_ground_truth(np.asarray(ground_truth), to_view(lr_stored, ornt).shape,
+                                                      vs, ornt, s)
+    lr_view = to_view(lr_stored, ornt)
+
+    outputs: list[Output] = []
+    index = 0
+    if tricubic:
+        model = create_model("tricubic", scale=s)
+        plan = make_plan(lr_stored.shape, model, tile=tile, device=device, precision="fp32")
+        hr, seconds = yield from _run_network(TRICUBIC_LABEL, model, lr_stored, normalization=None,
+                                              plan=plan, index=index, count=count)
+        outputs.append(Output(TRICUBIC_LABEL, "tricubic", to_view(hr, ornt), seconds, 0, plan,
+                              model_config=dict(model.config)))
+        index += 1
+    for spec, model, meta in models:
+        normalization = fit_normalization(lr_stored, modality)
+        plan = make_plan(lr_stored.shape, model, tile=tile, device=device, precision=precision)
+        hr, seconds = yield from _run_network(spec.label, model, lr_stored, normalization=normalization,
+                                              plan=plan, index=index, count=count)
+        outputs.append(Output(spec.label, "sr", to_view(hr, ornt), seconds, count_parameters(model), plan,
+                              untrained=spec.untrained, model_config=dict(model.config), weights=spec.weights,
+                              weights_metadata=dict(meta), normalization=normalization.to_dict()))
+        index += 1
+
+    result = RunResult(mode, tuple(s), vs, modality, lr_view, gt_view, outputs, gt_cropped=gt_cropped)
+    if gt_view is not None:
+        gt = np.asarray(gt_view)
+        result.value_range = (float(gt.min()), float(gt.max()))
+        high = 0.0
+        for i, out in enumerate(outputs):
+            yield Step("metrics", out.label, i, len(outputs), i, count)
+            out.metrics = compute_metrics(gt, out.data)
+            out.difference = np.abs(out.data - gt.astype(np.float32, copy=False))
+            high = max(high, float(np.percentile(out.difference, DIFF_PERCENTILE)))
+        result.diff_limits = (0.0, high if high > 0 else 1.0)
+    return result
+
+
+def run_sync(steps: Generator[Step, None, RunResult], on_step: Callable[[Step], Any] | None = None) -> RunResult:
+    """Drive :func:`run_steps` to the end in the calling thread; returns its result."""
+    while True:
+        try:
+            step = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if on_step is not None:
+            on_step(step)
+
+
+def slice_metrics(ground_truth: np.ndarray, output: np.ndarray, axis: int, index: int,
+                  value_range: tuple[float, float], region: tuple[slice, slice] | None = None) -> dict[str, float]:
+    """Metrics of one 2D slice (``index`` along ``axis``) and optionally a rectangle of it.
+
+    The 0–255 mapping uses ``value_range``, the whole ground truth's range (SPEC §3).
+    """
+    take = [slice(None)] * 3
+    take[axis] = int(index)
+    gt2, out2 = ground_truth[tuple(take)], output[tuple(take)]
+    return compute_metrics(gt2, out2, value_range=value_range, region=region)
+
+
+def describe_plan(plan: Plan) -> str:
+    """``cpu · fp32 · 8 tiles``: the device badge."""
+    tiles = f"{plan.tiles} tile{'s' if plan.tiles != 1 else ''}"
+    return f"{plan.device} · {plan.precision} · {tiles}"
+
+
+__all__ = [
+    "MODES", "UNTRAINED", "ModelSpec", "Output", "RunResult", "Step", "describe_plan", "load_models",
+    "run_steps", "run_sync", "slice_metrics",
+]

@@ -1,0 +1,119 @@
+"""The list of networks for the block comparison: VolumeNet with each block, and the baselines.
+
+Each row is run with its weights file when one is given; otherwise it is built with random weights
+and labelled "untrained (random weights, speed only)": its time and parameter count are real, its
+image quality is not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLineEdit, QPushButton, QSpinBox, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from .._pipeline import UNTRAINED, ModelSpec
+from ..models import list_blocks
+
+DEPTH_CHANNELS_MODELS = ("volumenet", "parallelnet")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    model: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    checked: bool = True
+
+
+def default_candidates() -> list[Candidate]:
+    """VolumeNet (the ParallelNet layout) with each of the paper's seven blocks, then the baselines."""
+    rows = [Candidate(f"VolumeNet · {block}", "volumenet", {"block": block}) for block in list_blocks()]
+    rows += [
+        Candidate("3D SRCNN", "srcnn3d", {}, checked=False),
+        Candidate("DCSRN", "dcsrn", {}, checked=False),
+        Candidate("mDCSRN", "mdcsrn", {}, checked=False),
+    ]
+    return rows
+
+
+class ModelList(QWidget):
+    """Checkable rows of networks, each with an optional weights file."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.candidates = default_candidates()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.table = QTableWidget(len(self.candidates), 3)
+        self.table.setHorizontalHeaderLabels(["Network", "Weights file (empty: untrained)", ""])
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        self.weights_edits: list[QLineEdit] = []
+        for row, cand in enumerate(self.candidates):
+            item = QTableWidgetItem(cand.name)
+            item.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
+            item.setCheckState(Qt.Checked if cand.checked else Qt.Unchecked)
+            self.table.setItem(row, 0, item)
+            edit = QLineEdit()
+            edit.setPlaceholderText(UNTRAINED)
+            self.table.setCellWidget(row, 1, edit)
+            browse = QPushButton("…")
+            browse.setToolTip("Choose a weights file for this network")
+            browse.clicked.connect(lambda _=False, r=row: self._browse(r))
+            self.table.setCellWidget(row, 2, browse)
+            self.weights_edits.append(edit)
+        layout.addWidget(self.table)
+        size = QFormLayout()
+        self.depth = QSpinBox()
+        self.depth.setRange(1, 16)
+        self.depth.setValue(9)
+        self.channels = QSpinBox()
+        self.channels.setRange(2, 128)
+        self.channels.setSingleStep(2)
+        self.channels.setValue(32)
+        row_layout = QHBoxLayout()
+        row_layout.addWidget(self.depth)
+        row_layout.addWidget(self.channels)
+        size.addRow("Untrained VolumeNet depth, channels", row_layout)
+        layout.addLayout(size)
+
+    def _browse(self, row: int) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Weights file", "", "Weights (*.pt *.pth);;All files (*)")
+        if path:
+            self.weights_edits[row].setText(path)
+
+    def set_checked(self, names: list[str] | None) -> None:
+        """Check exactly the rows named ``names`` (all rows when ``None``)."""
+        for row, cand in enumerate(self.candidates):
+            on = names is None or cand.name in names
+            self.table.item(row, 0).setCheckState(Qt.Checked if on else Qt.Unchecked)
+
+    def set_weights(self, name: str, path: str | Path | None) -> None:
+        row = [c.name for c in self.candidates].index(name)
+        self.weights_edits[row].setText("" if path is None else str(path))
+
+    def specs(self) -> list[ModelSpec]:
+        """The checked rows as :class:`ModelSpec` (weights file, or untrained with the chosen size)."""
+        out = []
+        for row, cand in enumerate(self.candidates):
+            if self.table.item(row, 0).checkState() != Qt.Checked:
+                continue
+            text = self.weights_edits[row].text().strip()
+            if text:
+                weights = Path(text).expanduser()
+                out.append(ModelSpec(f"{cand.name} ({weights.stem})", weights, cand.model))
+                continue
+            kwargs = dict(cand.kwargs)
+            if cand.model in DEPTH_CHANNELS_MODELS:
+                kwargs.update(depth=self.depth.value(), channels=self.channels.value())
+            out.append(ModelSpec(f"{cand.name} · untrained", None, cand.model, kwargs))
+        return out

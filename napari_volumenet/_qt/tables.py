@@ -1,0 +1,98 @@
+"""The metrics table, the block-comparison (Table IV) table, and their CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+METRIC_COLUMNS = ("output", "scope", "rmse", "psnr", "psnr_fg", "ssim")
+METRIC_HEADERS = ("Output", "Scope", "RMSE", "PSNR", "PSNR-fg", "SSIM")
+COMPARISON_COLUMNS = ("model", "weights", "psnr", "ssim", "seconds", "params")
+COMPARISON_HEADERS = ("Model", "Weights", "PSNR", "SSIM", "Seconds", "#Params")
+DECIMALS = {"rmse": 3, "psnr": 2, "psnr_fg": 2, "ssim": 4, "seconds": 2}
+
+
+def format_value(key: str, value: Any) -> str:
+    """Table text of one cell: fixed decimals for numbers, ``—`` for missing, ``∞`` for identical volumes."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "—"
+        if math.isinf(value):
+            return "∞"
+        return f"{value:.{DECIMALS.get(key, 3)}f}"
+    if key == "params" and isinstance(value, int):
+        return f"{value / 1e6:.3f} M" if value >= 1000 else str(value)
+    return str(value)
+
+
+def make_table(headers: Sequence[str], text_columns: int = 2) -> QTableWidget:
+    """A read-only table: numbers sized to their text, the first ``text_columns`` sharing the rest (elided)."""
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(list(headers))
+    table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectRows)
+    table.setWordWrap(False)
+    table.verticalHeader().setVisible(False)
+    header = table.horizontalHeader()
+    header.setMinimumSectionSize(36)
+    for column in range(len(headers)):
+        mode = QHeaderView.Stretch if column < text_columns else QHeaderView.ResizeToContents
+        header.setSectionResizeMode(column, mode)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+    return table
+
+
+def fill_table(table: QTableWidget, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Show ``rows`` (dicts keyed by ``columns``) in ``table``; numbers right-aligned.
+
+    A row's optional ``"_tooltip"`` is shown over each of its cells.
+    """
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, key in enumerate(columns):
+            value = row.get(key)
+            item = QTableWidgetItem(format_value(key, value))
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
+            tip = row.get("_tooltip") or (item.text() if c == 0 else "")
+            if tip:
+                item.setToolTip(tip)
+            table.setItem(r, c, item)
+
+
+def table_text(table: QTableWidget) -> list[list[str]]:
+    """Every cell's text, row by row (for tests and for what the user sees)."""
+    return [[table.item(r, c).text() if table.item(r, c) else "" for c in range(table.columnCount())]
+            for r in range(table.rowCount())]
+
+
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+    """Write ``rows`` with full precision (``inf``/``nan`` as text) atomically; returns the path."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        path = path.with_name(path.name + ".csv")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(buffer.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,51 @@
+"""napari writer: an Image layer → NIfTI.
+
+A layer that came from the reader (or from the widget) is put back in its stored axis order and
+written with its own affine and header: reading a file and writing the layer gives the same array
+and the same affine. A super-resolved layer carries ``sr_affine(affine_lr, s)`` (SPEC §5) and its
+provenance, and is written with them. Any other 3D layer is written with the affine its
+``scale``/``translate`` imply (its axes taken as the view axes: see :mod:`napari_volumenet._geometry`),
+so that reading the file back reproduces the layer.
+
+napari's Save dialog asks before replacing an existing file, so the writer replaces it; the file
+is written to a temporary name and renamed (never half-written).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._geometry import LayerGeometry, view_shape
+from .errors import OutputError
+
+
+def layer_to_volume(data: Any, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any, dict[str, Any]]:
+    """``(stored array, affine, header, extra metadata)`` of a layer's data and attributes."""
+    data = np.asarray(data)
+    if data.ndim != 3 or meta.get("rgb"):
+        raise OutputError(
+            f"Only single-channel 3D image layers can be saved as NIfTI; this one has shape {data.shape}."
+        )
+    geometry = LayerGeometry.from_layer(meta.get("metadata"), meta.get("scale", (1.0,) * 3),
+                                        meta.get("translate", (0.0,) * 3), data.ndim)
+    stored = geometry.stored(data)
+    expected_view = view_shape(stored.shape, geometry.ornt)
+    if tuple(data.shape) != expected_view:  # pragma: no cover - guarded by construction
+        raise OutputError("The layer's data does not match its stored geometry.")
+    return stored, geometry.affine, geometry.header, geometry.extra
+
+
+def write_single_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """npe2 single-layer writer for ``.nii`` / ``.nii.gz``."""
+    from .io import write_volume
+
+    stored, affine, header, extra = layer_to_volume(data, meta)
+    target = Path(path)
+    if not str(target).lower().endswith((".nii", ".nii.gz")):
+        target = target.with_name(target.name + ".nii.gz")
+    write_volume(target, stored, affine, header, overwrite=True, description=extra.get("description"),
+                 sidecar=extra.get("sidecar"))
+    return [str(target)]

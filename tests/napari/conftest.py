@@ -1,0 +1,19 @@
+"""Fixtures of the napari plugin tests: tiny random weights (fast; the quality is meaningless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from napari_volumenet.models import create_model
+from napari_volumenet.weights import save_weights
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VolumeNet D2C4 ×2 MRI weights file with random weights."""
+    torch.manual_seed(0)
+    return save_weights(tmp_path_factory.mktemp("weights") / "w.pt", create_model("volumenet", depth=2, channels=4),
+                        modality="mri")

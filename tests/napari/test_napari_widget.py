@@ -1,0 +1,253 @@
+"""The super-resolution widget in a real napari viewer (run under Xvfb)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from qtpy.QtCore import Qt, QTimer
+
+from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeometry
+from napari_volumenet._qt.tables import format_value, table_text
+from napari_volumenet.io import napari_scale_translate, sr_affine
+from napari_volumenet.ops.metrics import compute_metrics
+
+PLUGIN = "napari-volumenet"
+WIDGET = "VolumeNet super-resolution"
+TIMEOUT_MS = 60_000
+
+
+def _errors_since(before: int) -> list[str]:
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    return [str(n.message) for n in notification_manager.records[before:] if n.severity == NotificationSeverity.ERROR]
+
+
+def _record_count() -> int:
+    from napari.utils.notifications import notification_manager
+
+    return len(notification_manager.records)
+
+
+@pytest.fixture
+def phantom(make_napari_viewer):
+    viewer = make_napari_viewer()
+    hr, lr = viewer.open_sample(PLUGIN, "phantom")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    return viewer, widget, hr, lr
+
+
+def _click_and_wait(qtbot, widget, button):
+    qtbot.mouseClick(button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+
+
+def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot, tiny_weights, tmp_path):
+    viewer, widget, hr, lr = phantom
+    assert widget.input_combo.currentText() == lr.name  # the sample's pair is picked up
+    assert widget.gt_combo.currentText() == hr.name
+    widget.set_weights_file(tiny_weights)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    assert "Done" in widget.status.text()
+    assert widget.badge.text().startswith("cpu · fp32 · ")
+    sr = viewer.layers["SR w"]
+    tri = viewer.layers["tricubic"]
+
+    # SPEC §5 in napari terms, and the written affine is sr_affine of the LR file's affine
+    scale, translate = napari_scale_translate(lr.scale, lr.translate, (2, 2, 2))
+    for layer in (sr, tri):
+        np.testing.assert_allclose(layer.scale, scale)
+        np.testing.assert_allclose(layer.translate, translate)
+        assert layer.data.shape == tuple(2 * n for n in lr.data.shape)
+    lr_affine = lr.metadata[METADATA_KEY]["affine"]
+    np.testing.assert_allclose(sr.metadata[METADATA_KEY]["affine"], sr_affine(lr_affine, 2))
+    # world coordinates of SR voxel centres: their physical position, and centred on their LR voxel
+    geometry = LayerGeometry.from_layer(sr.metadata, sr.scale, sr.translate, 3)
+    index = np.arange(sr.data.size).reshape(geometry.stored(sr.data).shape)
+    view_index = geometry.view(index)
+    for v in [(0, 0, 0), (5, 17, 30)]:
+        stored = np.unravel_index(int(view_index[v]), index.shape)
+        aff = sr_affine(lr_affine, 2)
+        physical = WORLD_FROM_RAS @ (aff[:3, :3] @ np.array(stored) + aff[:3, 3])
+        np.testing.assert_allclose(sr.data_to_world(v), physical, atol=1e-6)
+    u = np.array((3, 7, 11))
+    children = [sr.data_to_world(2 * u + np.array(k)) for k in itertools.product(range(2), repeat=3)]
+    np.testing.assert_allclose(np.mean(children, axis=0), lr.data_to_world(u), atol=1e-6)
+
+    # difference maps share one colormap and one contrast range
+    diffs = [viewer.layers["|SR w − GT|"], viewer.layers["|tricubic − GT|"]]
+    assert diffs[0].colormap.name == diffs[1].colormap.name
+    assert tuple(diffs[0].contrast_limits) == tuple(diffs[1].contrast_limits)
+    np.testing.assert_allclose(diffs[0].data, np.abs(sr.data - hr.data))
+
+    # the metrics table: whole volume and current slice, equal to compute_metrics
+    gt = np.asarray(hr.data)
+    rows = {(r["output"], r["scope"]): r for r in widget.metric_rows}
+    expected = compute_metrics(gt, sr.data)
+    assert {k: rows[("SR w", "volume")][k] for k in expected} == expected
+    k = int(round(sr.world_to_data(viewer.dims.point)[0]))
+    rng = (float(gt.min()), float(gt.max()))
+    expected_slice = compute_metrics(gt[k], sr.data[k], value_range=rng)
+    assert {m: rows[("SR w", f"slice {k}")][m] for m in expected_slice} == expected_slice
+    text = table_text(widget.metrics_table)
+    assert ["SR w", "volume", *(format_value(m, expected[m]) for m in ("rmse", "psnr", "psnr_fg", "ssim"))] in text
+
+    # moving the slider refreshes the slice row (debounced)
+    viewer.dims.set_current_step(0, 10)
+    k2 = int(round(sr.world_to_data(viewer.dims.point)[0]))
+    assert k2 != k
+    qtbot.waitUntil(lambda: ("SR w", f"slice {k2}") in {(r["output"], r["scope"]) for r in widget.metric_rows},
+                    timeout=5000)
+
+    # a rectangle gives region metrics and magnified crops of GT, LR, tricubic and SR
+    region = widget.start_region()
+    z = viewer.dims.point[0]
+    region.add_rectangles(np.array([[z, -20.0, -15.0], [z, -20.0, 15.0], [z, 10.0, 15.0], [z, 10.0, -15.0]]))
+    qtbot.waitUntil(lambda: len(widget.crops.crops) == 4, timeout=5000)
+    assert [c.title for c in widget.crops.crops] == ["GT", "LR", "tricubic", "SR w"]
+    gt_crop, lr_crop = widget.crops.crops[0], widget.crops.crops[1]
+    assert gt_crop.data.shape == tuple(2 * n for n in lr_crop.data.shape)
+    assert lr_crop.magnification == tuple(2 * m for m in gt_crop.magnification)
+    assert any(r["scope"].startswith("region") for r in widget.metric_rows)
+    png = widget.export_crops_png(tmp_path / "crops.png")
+    assert png.stat().st_size > 0
+    path = widget.export_metrics_csv(tmp_path / "metrics.csv")
+    with path.open() as handle:
+        assert len(list(csv.DictReader(handle))) == len(widget.metric_rows)
+
+    # one click: side by side; and the canvas is not blank
+    qtbot.mouseClick(widget.grid_button, Qt.LeftButton)
+    assert viewer.grid.enabled and all(layer.visible for layer in diffs)
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    assert shot.ndim == 3 and float(np.std(shot[..., :3])) > 0
+
+
+def test_gui_keeps_processing_events_during_run(phantom, qtbot, tiny_weights):
+    viewer, widget, hr, lr = phantom
+    widget.set_weights_file(tiny_weights)
+    widget.tricubic_check.setChecked(False)
+    widget.tile_spin.setValue(6)  # many small tiles: the run takes a while
+    ticks = {"during_run": 0}
+
+    def tick():
+        if widget.worker is not None:
+            ticks["during_run"] += 1
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(5)
+    try:
+        widget.run()
+        assert widget.worker is not None  # returned at once: the work is in another thread
+        assert "SR w" not in viewer.layers
+        qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    finally:
+        timer.stop()
+    assert ticks["during_run"] >= 3
+    assert widget.progress.value() == widget.progress.maximum()
+    assert "SR w" in viewer.layers
+
+
+def test_cancel_adds_nothing_and_the_widget_stays_usable(phantom, qtbot, tiny_weights):
+    viewer, widget, hr, lr = phantom
+    widget.set_weights_file(tiny_weights)
+    widget.tile_spin.setValue(3)  # thousands of tiles
+    names = {layer.name for layer in viewer.layers}
+    widget.run()
+    qtbot.waitUntil(lambda: "tiles" in widget.status.text(), timeout=TIMEOUT_MS)
+    assert widget.cancel_button.isEnabled()
+    qtbot.mouseClick(widget.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    assert {layer.name for layer in viewer.layers} == names
+    assert "Cancelled" in widget.status.text()
+    assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
+    widget.tile_spin.setValue(-1)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    assert "SR w" in viewer.layers
+
+
+def test_bad_weights_give_a_notification(phantom, qtbot, tmp_path):
+    viewer, widget, hr, lr = phantom
+    bad = tmp_path / "broken.pt"
+    bad.write_text("not a weights file")
+    widget.set_weights_file(bad)
+    before = _record_count()
+    names = {layer.name for layer in viewer.layers}
+    _click_and_wait(qtbot, widget, widget.run_button)
+    errors = _errors_since(before)
+    assert errors and "broken.pt" in errors[-1]
+    assert {layer.name for layer in viewer.layers} == names
+    assert widget.run_button.isEnabled()
+    # no weights at all: told at once, nothing starts
+    widget.set_weights_file("")
+    before = _record_count()
+    widget.run()
+    assert widget.worker is None and _errors_since(before)
+
+
+def test_simulate_mode_degrades_the_hr_input(phantom, qtbot, tiny_weights):
+    viewer, widget, hr, lr = phantom
+    widget.input_combo.setCurrentText(hr.name)
+    widget.mode_simulate.setChecked(True)
+    widget.set_weights_file(tiny_weights)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    simulated = viewer.layers[f"LR ×2 (simulated from {hr.name})"]
+    np.testing.assert_allclose(simulated.data, lr.data, atol=1e-5)  # the sample's LR is degrade(HR) too
+    np.testing.assert_allclose(simulated.scale, lr.scale)
+    np.testing.assert_allclose(simulated.translate, lr.translate)
+    sr = viewer.layers["SR w"]
+    np.testing.assert_allclose(sr.scale, hr.scale)
+    np.testing.assert_allclose(sr.translate, hr.translate, atol=1e-9)
+    volume = {r["output"]: r for r in widget.metric_rows if r["scope"] == "volume"}
+    assert volume["SR w"]["psnr"] == compute_metrics(np.asarray(hr.data), sr.data)["psnr"]
+
+
+def test_block_comparison_table(make_napari_viewer, qtbot, tiny_weights, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "phantom")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "VolumeNet block comparison")
+    assert widget.tabs.currentIndex() == 1
+    widget.model_list.set_checked(["VolumeNet · queue", "VolumeNet · lwv1", "3D SRCNN"])
+    widget.model_list.set_weights("VolumeNet · queue", tiny_weights)
+    widget.model_list.depth.setValue(1)
+    widget.model_list.channels.setValue(4)
+    _click_and_wait(qtbot, widget, widget.compare_button)
+    rows = {r["model"]: r for r in widget.comparison_rows}
+    assert list(rows) == ["tricubic", "VolumeNet · lwv1 · untrained", "VolumeNet · queue (w)", "3D SRCNN · untrained"]
+    assert rows["VolumeNet · queue (w)"]["weights"] == "w.pt"
+    assert rows["VolumeNet · queue (w)"]["psnr"] is not None
+    assert rows["VolumeNet · lwv1 · untrained"]["weights"] == "untrained (random weights, speed only)"
+    assert rows["VolumeNet · lwv1 · untrained"]["psnr"] is None  # quality of random weights is not shown
+    assert rows["3D SRCNN · untrained"]["params"] == 52801
+    assert all(r["seconds"] > 0 for r in rows.values())
+    text = table_text(widget.comparison_table)
+    assert text[1][1] == "untrained (random weights, speed only)" and text[1][2] == "—"
+    assert text[2][1] == "w.pt" and text[2][2] != "—"
+    assert widget.export_comparison_csv(tmp_path / "table.csv").read_text().count("\n") == 5
+    assert "VolumeNet · lwv1 · untrained" in viewer.layers
+
+
+def test_bundled_weights_are_listed(make_napari_viewer, monkeypatch, tiny_weights):
+    from napari_volumenet._qt import widget as widget_module
+    from napari_volumenet.weights import BundledWeights
+
+    class Bundled(BundledWeights):
+        @property
+        def path(self):
+            return tiny_weights
+
+    bundled = Bundled("volumenet-mri-x2", "w.pt", "volumenet", "mri", (2, 2, 2), "tiny test weights", True)
+    monkeypatch.setattr(widget_module, "list_bundled", lambda: [bundled])
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    assert widget.weights_combo.currentText().startswith("volumenet-mri-x2")
+    assert not widget.weights_edit.isEnabled()  # the custom file is only for "Custom weights file…"
+    [spec] = widget._single_specs()
+    assert spec.weights == tiny_weights and spec.label == "SR volumenet-mri-x2"
+    widget.model_combo.setCurrentText("srcnn3d")  # filtered by model: only the custom entry is left
+    assert widget.weights_combo.count() == 1 and widget.weights_edit.isEnabled()
