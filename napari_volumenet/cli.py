@@ -21,7 +21,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .atomic import write_text_atomic
 from .errors import InputError, ModelError, OutputError, VolumeNetError, WeightsError
 
 PROG = "volumenet"
@@ -204,18 +204,6 @@ def check_report_path(path: str | None, overwrite: bool) -> Path | None:
     if not os.access(p.parent, os.W_OK):
         raise OutputError(f"cannot write {p}: the folder {p.parent} is not writable")
     return p
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_safe(obj: Any) -> Any:

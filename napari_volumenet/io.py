@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import struct
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +43,7 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
+from .atomic import temp_beside
 from .errors import InputError, OutputError
 from .ops.scale import Scale, as_scale
 
@@ -438,18 +438,6 @@ def _output_header(
     return out
 
 
-def _temp_path(target: Path, suffix: str) -> tuple[Path, int]:
-    """A new hidden temporary file next to ``target`` (created, mode 0666 & ~umask) and its fd."""
-    for _ in range(100):
-        candidate = target.with_name(f".{_stem(target)}.tmp-{secrets.token_hex(4)}{suffix}")
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        return candidate, fd
-    raise FileExistsError(f"no free temporary name next to {target}")
-
-
 def _fsync(path: Path) -> None:
     try:
         with open(path, "rb+") as handle:
@@ -533,13 +521,13 @@ def write_volume(
     temps: list[Path] = []
     published: list[Path] = []
     try:
-        temp, fd = _temp_path(target, ".nii.gz" if target.name.lower().endswith(".gz") else ".nii")
+        temp, fd = temp_beside(target, ".nii.gz" if target.name.lower().endswith(".gz") else ".nii")
         temps.append(temp)
         os.close(fd)
         nib.save(image, str(temp))
         _fsync(temp)
         if json_text is not None:
-            json_temp, fd = _temp_path(json_target, ".json")
+            json_temp, fd = temp_beside(json_target, ".json")
             temps.append(json_temp)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(json_text)

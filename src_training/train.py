@@ -34,12 +34,13 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from napari_volumenet.atomic import atomic_path, write_text_atomic
 
 PROG = "volumenet-train"
 EXIT_ERROR = 2
@@ -214,38 +215,15 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _usual_permissions(path: str | Path) -> None:
-    """``mkstemp`` creates 0600 files; give the file the permissions ``open()`` would (0666 & ~umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def _write_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(_json_safe(payload), handle, indent=2)
-            handle.write("\n")
-        _usual_permissions(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(_json_safe(payload), indent=2) + "\n")
 
 
 def _torch_save_atomic(payload: dict, path: Path) -> None:
     import torch
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        _usual_permissions(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp:
+        torch.save(payload, temp)
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -574,11 +552,9 @@ class Trainer:
         if best:
             save_weights(self.out / "best.pt", network, modality=self.args.modality, training=training,
                          val_psnr=state["last_val_psnr"], extra=extra)
-            _usual_permissions(self.out / "best.pt")
         last_psnr = state["last_val_psnr"] if math.isfinite(state["last_val_psnr"]) else None
         save_weights(self.out / "last.pt", network, modality=self.args.modality, training=training,
                      val_psnr=last_psnr, extra=extra)
-        _usual_permissions(self.out / "last.pt")
         resume = {
             "format": RESUME_FORMAT,
             "format_version": 1,
@@ -644,13 +620,10 @@ class Trainer:
             return
         # rows written after the checkpoint we resume from (a crash between the two) are dropped
         rows = [r for r in self.metrics_rows() if float(r.get("step") or 0) <= resumed_step]
-        fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=self.out)
-        with os.fdopen(fd, "w", newline="") as handle:
+        with atomic_path(path) as temp, open(temp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        _usual_permissions(tmp)
-        os.replace(tmp, path)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.out / "metrics.csv", "a", newline="") as handle:

@@ -62,6 +62,12 @@ class Failure:
     message: str
 
 
+def _grid(viewer):
+    """The viewer's grid settings (``viewer.canvas.grid`` since napari 0.9, ``viewer.grid`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
 def _guarded(steps: Generator[Step, None, RunResult]) -> Generator[Step, None, RunResult | Failure]:
     """Run ``steps`` in the worker; errors come back as a :class:`Failure` (shown as a notification)."""
     try:
@@ -669,7 +675,7 @@ class SuperResolutionWidget(QWidget):
                                       description=f"|{out.label} - GT|"[:80]).layer_kwargs(hr_shape)
             self.diff_layers.append(self._put_layer(out.difference, {
                 "name": f"|{out.label} − GT|", "colormap": DIFF_COLORMAP, "contrast_limits": result.diff_limits,
-                "visible": self.viewer.grid.enabled, **kwargs}))
+                "visible": _grid(self.viewer).enabled, **kwargs}))
         self.shown = Shown(result, context, outputs, lr_name,
                            context.input_name if result.mode == "simulate" else context.gt_name)
         if context.comparison:
@@ -876,8 +882,8 @@ class SuperResolutionWidget(QWidget):
         if on:  # about twice as wide as tall: GT, LR, tricubic, SR… on the first row, the differences below
             count = len(self.viewer.layers)
             rows = max(1, math.ceil(math.sqrt(count / 2)))
-            self.viewer.grid.shape = (rows, max(1, math.ceil(count / rows)))
-        self.viewer.grid.enabled = bool(on)
+            _grid(self.viewer).shape = (rows, max(1, math.ceil(count / rows)))
+        _grid(self.viewer).enabled = bool(on)
         self.viewer.reset_view()
         if self.grid_button.isChecked() != bool(on):
             self.grid_button.setChecked(bool(on))

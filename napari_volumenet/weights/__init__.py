@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import torch
 
 from .. import __version__
+from ..atomic import atomic_path
 from ..errors import ModelError, WeightsError
 from ..models import SuperResolutionNet, create_model
 from ..ops.normalize import MODALITIES
@@ -74,14 +73,8 @@ def save_weights(
         "metadata": json.loads(json.dumps(metadata)),  # plain types only, so weights_only loading works
     }
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temp:
+        torch.save(payload, temp)
     return path
 
 
@@ -93,13 +86,16 @@ def read_weights_file(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means "not our file"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise WeightsError(f"{path} is not a napari-volumenet weights file ({reason[:120]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise WeightsError(
-            f"{path} is not a napari-volumenet weights file (no '{FORMAT}' header; a bare state dict "
-            "carries no model, scale or modality, so it cannot be used safely)"
-        )
+            f"{path} is not a napari-volumenet weights file: PyTorch cannot read it safely "
+            f"({type(error).__name__}); it may be damaged, truncated or not a .pt file at all"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        bare = isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values())
+        what = ("a bare state dict, which names no model, scale or modality, so it cannot be used safely; "
+                "save it with napari_volumenet.weights.save_weights" if bare
+                else f"it holds a {type(payload).__name__} without the '{FORMAT}' header")
+        raise WeightsError(f"{path} is not a napari-volumenet weights file: {what}")
     if not isinstance(payload.get("state_dict"), dict) or not isinstance(payload.get("metadata"), dict):
         raise WeightsError(f"{path} is damaged: it has no state dict or no metadata")
     return payload

@@ -14,6 +14,7 @@ from qtpy.QtCore import Qt, QTimer
 
 from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeometry
 from napari_volumenet._qt.tables import format_value, table_text
+from napari_volumenet._qt.widget import _grid
 from napari_volumenet.io import napari_scale_translate, sr_affine
 from napari_volumenet.ops.metrics import compute_metrics
 
@@ -122,7 +123,7 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
 
     # one click: side by side; and the canvas is not blank
     qtbot.mouseClick(widget.grid_button, Qt.LeftButton)
-    assert viewer.grid.enabled and all(layer.visible for layer in diffs)
+    assert _grid(viewer).enabled and all(layer.visible for layer in diffs)
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.ndim == 3 and float(np.std(shot[..., :3])) > 0
 

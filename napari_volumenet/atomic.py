@@ -1,0 +1,49 @@
+"""Write files all at once or not at all: a temporary file beside the target, then a rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def temp_beside(target: Path, suffix: str = ".tmp") -> tuple[Path, int]:
+    """A new hidden file next to ``target``, created with the permissions ``open()`` gives
+    (0666 & ~umask), and its open descriptor. The caller closes the descriptor."""
+    for _ in range(100):
+        candidate = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}{suffix}")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        return candidate, fd
+    raise FileExistsError(f"no free temporary name next to {target}")
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; when the block succeeds it replaces ``target``,
+    when it fails it is removed and ``target`` is left as it was.
+
+    ``suffix`` lets writers that pick a format from the extension (matplotlib, nibabel) see it.
+    """
+    target = Path(target)
+    temp, fd = temp_beside(target, suffix)
+    os.close(fd)
+    try:
+        yield temp
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(target: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8, newlines untouched) to ``target`` atomically; returns the path."""
+    target = Path(target)
+    with atomic_path(target) as temp:
+        with open(temp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    return target
