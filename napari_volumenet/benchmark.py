@@ -81,6 +81,7 @@ def benchmark_model(
     repeats: int = 3,
     seed: int = 0,
     model_kwargs: dict[str, Any] | None = None,
+    engine: str = "fast",
 ) -> dict[str, Any]:
     """Time one registry model (random weights) on a random LR volume of ``size``; see the module docstring."""
     if repeats < 1:
@@ -88,7 +89,7 @@ def benchmark_model(
     torch.manual_seed(seed)
     model = create_model(name, **(model_kwargs or {})).eval()
     lr = np.random.default_rng(seed).random(tuple(int(n) for n in size), dtype=np.float32)
-    plan = make_plan(lr.shape, model, tile=tile, device=device, precision=precision)
+    plan = make_plan(lr.shape, model, tile=tile, device=device, precision=precision, engine=engine)
     is_cuda = plan.device.startswith("cuda")
     times: list[float] = []
     if is_cuda:
@@ -141,12 +142,13 @@ def run_benchmark(
     repeats: int = 3,
     seed: int = 0,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    engine: str = "fast",
 ) -> dict[str, Any]:
     """Benchmark every model of ``models``; ``on_result(result)`` is called after each one."""
     results = []
     for name in models:
         result = benchmark_model(name, size, device=device, precision=precision, tile=tile,
-                                 repeats=repeats, seed=seed)
+                                 repeats=repeats, seed=seed, engine=engine)
         results.append(result)
         if on_result is not None:
             on_result(result)

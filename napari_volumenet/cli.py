@@ -287,7 +287,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             volume = read_volume(src)
             data = volume.data
             normalization = fit_normalization(data, modality)
-            plan = make_plan(data.shape, model, tile=args.tile, device=args.device, precision=args.precision)
+            plan = make_plan(data.shape, model, tile=args.tile, device=args.device, precision=args.precision,
+                             engine=args.engine)
             start = time.perf_counter()
             sr = upscale(data, model, normalization=normalization, plan=plan,
                          progress=lambda done, total, _n=src.name: bars(_n, done, total))
@@ -375,7 +376,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     specs = list(args.models) if args.models else default_model_specs(args.modality, scale)
     with TileBars(disable=args.quiet) as bars:
         rows = evaluate(args.inputs, specs, scale=scale, modality=args.modality, tile=args.tile,
-                        device=args.device, precision=args.precision, progress=bars)
+                        device=args.device, precision=args.precision, progress=bars,
+                        engine=args.engine)
     summary = summarize(rows)
     volumes = len({row["volume"] for row in rows})
     print(f"{volumes} volume(s), LR = degrade(HR, {scale_suffix(scale)}), modality {args.modality}; "
@@ -459,7 +461,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print(f"benchmarking {', '.join(args.models)} on a random {shape_text(args.size)} LR volume "
               "(random weights: speed only)...", file=sys.stderr, flush=True)
     report = run_benchmark(args.models, args.size, device=args.device, precision=args.precision,
-                           tile=args.tile, repeats=args.repeats)
+                           tile=args.tile, repeats=args.repeats, engine=args.engine)
     print(format_results(report))
     if json_path is not None:
         write_json(json_path, {**report, "version": __version__})
@@ -544,6 +546,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                         help="auto (default: fp16 on CUDA, fp32 elsewhere), fp32, bf16 or fp16")
+    parser.add_argument("--engine", choices=["fast", "reference"], default="fast",
+                        help="fast (default): ParallelNet/VolumeNet in channels-last without concatenations; "
+                             "reference: the plain forward pass (same result up to float rounding)")
 
 
 def build_parser() -> argparse.ArgumentParser:

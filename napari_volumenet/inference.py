@@ -26,6 +26,7 @@ import torch
 
 from .errors import Cancelled, InputError, VolumeNetError
 from .models import SuperResolutionNet
+from .models.fast import accelerate
 from .ops.normalize import Normalization
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -33,6 +34,7 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 MEMORY_FRACTION = {"cpu": 0.4, "cuda": 0.6, "mps": 0.4}
 MIN_TILE = 8
 MAX_BATCH = 16
+ENGINES = ("fast", "reference")
 
 Progress = Callable[[int, int], None]
 
@@ -48,6 +50,7 @@ class Plan:
     halo: int
     tiles: int
     batch_size: int
+    engine: str = "fast"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,12 +129,19 @@ def make_plan(
     device: str = "auto",
     precision: str = "auto",
     batch_size: int | None = None,
+    engine: str = "fast",
 ) -> Plan:
     """Decide device, precision, tile and batch size for an LR volume of ``shape``.
 
     ``tile``: ``None`` chooses from free memory, ``0`` runs the whole volume at once, an int or
     three ints give the core size per axis (LR voxels; any size ≥ 1 is exact, even below the halo).
+    ``engine``: ``fast`` runs ParallelNet/VolumeNet through :mod:`~napari_volumenet.models.fast`
+    (channels-last, no concatenations; same result up to float rounding), ``reference`` runs the
+    plain ``forward``.
     """
+    if engine not in ENGINES:
+        raise VolumeNetError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    model = accelerate(model) if engine == "fast" else model
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     halo = model.receptive_field
@@ -149,7 +159,7 @@ def make_plan(
         batch_size = max(1, min(MAX_BATCH, count, budget // max(per_window, 1)))
         if dev.type == "cpu":
             batch_size = 1  # one big window already keeps every core busy; batching only adds memory
-    return Plan(dev.type if dev.index is None else str(dev), prec, core, window, halo, count, int(batch_size))
+    return Plan(dev.type if dev.index is None else str(dev), prec, core, window, halo, count, int(batch_size), engine)
 
 
 def _axis_windows(n: int, core: int, window: int) -> list[tuple[slice, slice]]:
@@ -196,6 +206,7 @@ def upscale_steps(
     device = torch.device(plan.device)
     scale = model.scale
     model = model.to(device).eval()
+    runner = accelerate(model) if plan.engine == "fast" else model
     out = np.empty(tuple(n * s for n, s in zip(volume.shape, scale)), dtype=np.float32)
     pairs = tile_windows(volume.shape, plan)
     autocast = (
@@ -210,7 +221,7 @@ def upscale_steps(
             windows = normalization.apply(windows)
         with torch.inference_mode(), autocast:
             try:
-                result = model(torch.from_numpy(windows)[:, None].to(device)).float()
+                result = runner(torch.from_numpy(windows)[:, None].to(device)).float()
             except torch.OutOfMemoryError:
                 raise VolumeNetError(
                     f"out of memory on {device.type} with {plan.window} voxel windows; pass a smaller --tile"

@@ -154,6 +154,7 @@ def evaluate(
     device: str = "auto",
     precision: str = "auto",
     progress: Progress | None = None,
+    engine: str = "fast",
 ) -> list[dict[str, Any]]:
     """Evaluate tricubic and every model of ``model_specs`` on every HR volume under ``hr_paths``.
 
@@ -179,7 +180,7 @@ def evaluate(
             is_tricubic = candidate.architecture == TRICUBIC
             normalization = None if is_tricubic else fit_normalization(lr, modality)
             plan = make_plan(lr.shape, candidate.model, tile=tile, device=device,
-                             precision="fp32" if is_tricubic else precision)
+                             precision="fp32" if is_tricubic else precision, engine=engine)
             label = f"{path.name} · {candidate.label}"
             callback = None if progress is None else (lambda done, total, _l=label: progress(_l, done, total))
             start = time.perf_counter()

@@ -769,11 +769,13 @@ class Trainer:
                      "raise --patience to train further")
             return 0
 
-        ddp = network
+        from napari_volumenet.models.fast import accelerate
+
+        ddp = accelerate(network)  # same parameters and gradients, faster (ParallelNet / VolumeNet)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
-            ddp = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
+            ddp = DistributedDataParallel(ddp, device_ids=[device.index] if device.type == "cuda" else None)
         dataset = PatchDataset(self.train_pairs, patch=tuple(args.patch), scale=tuple(args.scale), seed=args.seed,
                                rank=self.dist.rank, group_weights=self.group_weights, augment=not args.no_augment)
         stop_index = (end_step if end_step is not None else step + (1 << 40)) * args.batch

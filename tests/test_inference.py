@@ -84,8 +84,9 @@ def test_normalization_is_applied_and_inverted(volume):
 
 
 def _max_window_voxels(model, shape, tile):
+    """Largest window the network's first convolution saw (both engines run it as a module)."""
     seen = []
-    hook = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0][0].numel()))
+    hook = model.head.register_forward_pre_hook(lambda _m, args: seen.append(args[0][0].numel()))
     upscale(np.zeros(shape, np.float32), model, tile=tile, batch_size=1)
     hook.remove()
     return max(seen)

@@ -1,0 +1,157 @@
+"""A faster forward pass for ParallelNet / VolumeNet: the same weights, the same function.
+
+PyTorch's CPU ``conv3d`` sends 1×1×1 and 3×1×1 kernels to a slow generic kernel
+(``slow_conv3d``), and ParallelNet concatenates feature maps before every branch. Here the
+features live in channels-last layout ``(N, D, H, W, C)`` and
+
+- a 1×1×1 convolution is one matrix product ``x @ Wᵀ + b`` (``F.linear``);
+- a convolution along one axis (3×1×1, 1×3×1, 1×1×3) is a 2-D convolution on a channels-last
+  view that puts that axis in a plane (oneDNN's fast kernels; no copy);
+- the first layer of a branch reads the concatenation ``[F(1,i−1), …, F(i−1,1)]`` through a
+  1×1×1 convolution, which is the sum of one matrix product per part: nothing is concatenated;
+- other convolutions (3×3×3, depthwise) run as ``conv3d`` on channels-last memory (oneDNN).
+
+The result equals :meth:`ParallelNet.forward` up to float rounding (summation order), so tiled
+inference stays exact in the sense of SPEC §4. :func:`accelerate` wraps a network (for inference
+or training); networks it does not know are returned unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .parallelnet import ParallelNet
+
+
+def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``(N, C, D, H, W)`` → contiguous ``(N, D, H, W, C)``."""
+    return x.permute(0, 2, 3, 4, 1).contiguous()
+
+
+def _as_ncdhw(x: torch.Tensor) -> torch.Tensor:
+    """A channels-last ``(N, D, H, W, C)`` tensor seen as ``(N, C, D, H, W)`` without copying."""
+    return x.permute(0, 4, 1, 2, 3)
+
+
+def _axis_of(conv: nn.Conv3d) -> int | None:
+    """The spatial axis (0, 1, 2) of a dense convolution with a kernel along one axis only, else None."""
+    long_axes = [a for a, k in enumerate(conv.kernel_size) if k > 1]
+    plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.stride == (1, 1, 1)
+    return long_axes[0] if plain and len(long_axes) == 1 and conv.padding_mode == "zeros" else None
+
+
+def _pointwise(conv: nn.Conv3d) -> bool:
+    return conv.kernel_size == (1, 1, 1) and conv.groups == 1 and conv.stride == (1, 1, 1)
+
+
+def axis_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, axis: int) -> torch.Tensor:
+    """A ``same``-padded convolution along one spatial ``axis`` of channels-last ``x`` ``(N, D, H, W, S)``
+    with ``weight`` ``(T, S, k)``, as a 2-D convolution on a channels-last view → ``(N, D, H, W, T)``."""
+    n, d, h, w, s = x.shape
+    k = weight.shape[-1]
+    if axis == 0:  # D neighbours: planes (D, H·W)
+        view, kernel, padding = x.reshape(n, d, h * w, s), weight.unsqueeze(-1), (k // 2, 0)
+    else:  # H or W neighbours: planes (H, W), one per (N, D)
+        view = x.reshape(n * d, h, w, s)
+        kernel, padding = (weight.unsqueeze(-1), (k // 2, 0)) if axis == 1 else (weight.unsqueeze(-2), (0, k // 2))
+    y = F.conv2d(view.permute(0, 3, 1, 2), kernel, bias, padding=padding)
+    return y.permute(0, 2, 3, 1).reshape(n, d, h, w, -1)
+
+
+class FastConv(nn.Module):
+    """One ``nn.Conv3d`` applied to channels-last features ``(N, D, H, W, C)``, by the fastest exact route."""
+
+    def __init__(self, conv: nn.Conv3d) -> None:
+        super().__init__()
+        self.conv = conv
+        self.axis = _axis_of(conv)
+        self.pointwise = _pointwise(conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.conv
+        if self.pointwise:
+            return F.linear(x, conv.weight.flatten(1), conv.bias)
+        if self.axis is not None:
+            return axis_conv(x.contiguous(), conv.weight.flatten(2), conv.bias, self.axis)
+        y = conv(_as_ncdhw(x).contiguous(memory_format=torch.channels_last_3d))
+        return y.permute(0, 2, 3, 4, 1).contiguous()
+
+    def split_input(self, x_parts: list[torch.Tensor]) -> torch.Tensor:
+        """This 1×1×1 convolution of the channel concatenation of ``x_parts``, without concatenating."""
+        matrix = self.conv.weight.flatten(1)
+        out = None
+        start = 0
+        for part in x_parts:
+            width = part.shape[-1]
+            product = F.linear(part, matrix[:, start:start + width])
+            out = product if out is None else out.add_(product)
+            start += width
+        if self.conv.bias is not None:
+            out += self.conv.bias
+        return out
+
+
+class FastBlock(nn.Module):
+    """A :class:`~napari_volumenet.models.blocks.Block` on channels-last features."""
+
+    def __init__(self, block: nn.Sequential) -> None:
+        super().__init__()
+        layers = list(block)
+        self.relu_at_end = isinstance(layers[-1], nn.ReLU)
+        convs = layers[:-1] if self.relu_at_end else layers
+        if not all(isinstance(m, nn.Conv3d) for m in convs):
+            raise TypeError("FastBlock handles blocks made of Conv3d layers and a final ReLU")
+        self.convs = nn.ModuleList(FastConv(m) for m in convs)
+
+    def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        first, *rest = self.convs
+        if isinstance(x, list):
+            x = first.split_input(x) if first.pointwise else first(torch.cat(x, dim=-1))
+        else:
+            x = first(x)
+        for conv in rest:
+            x = conv(x)
+        return torch.relu_(x) if self.relu_at_end else x
+
+
+class FastParallelNet(nn.Module):
+    """Twin of a :class:`ParallelNet` sharing its parameters; same input, output and gradients."""
+
+    def __init__(self, net: ParallelNet) -> None:
+        super().__init__()
+        self.net = net
+        self.head = FastConv(net.head)
+        self.fusion = FastConv(net.fusion)
+        self.branches = nn.ModuleList(nn.ModuleList(FastBlock(b) for b in branch) for branch in net.branches)
+        self.scale = net.scale
+        self.receptive_field = net.receptive_field
+        self.config = net.config
+        self.train(net.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f0 = self.head(_to_channels_last(x))
+        diagonal: list[torch.Tensor] = []
+        for k in range(self.net.depth):
+            first_input = f0 if k == 0 else list(diagonal)
+            diagonal = [self.branches[i][k - i](diagonal[i]) for i in range(k)] + [self.branches[k][0](first_input)]
+        fused = self.fusion(torch.cat(diagonal, dim=-1))
+        return self.net.shuffle(_as_ncdhw(fused.add_(f0)))
+
+    def floats_per_voxel(self) -> int:
+        return self.net.floats_per_voxel() + 2 * self.net.channels
+
+
+def accelerate(model: nn.Module) -> nn.Module:
+    """The fast twin of ``model`` where one exists (ParallelNet, VolumeNet), else ``model``.
+
+    The twin shares the parameters of ``model`` (loading new weights into ``model`` updates it),
+    starts in the same train/eval mode and is differentiable, so training can use it too.
+    """
+    if isinstance(model, ParallelNet):
+        try:
+            return FastParallelNet(model)
+        except TypeError:
+            return model
+    return model

@@ -1,0 +1,56 @@
+"""The fast inference twin of ParallelNet/VolumeNet computes the same function (models.fast)."""
+
+import pytest
+import torch
+from torch import nn
+
+from napari_volumenet.models import create_model, list_blocks
+from napari_volumenet.models.fast import FastParallelNet, accelerate, axis_conv
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("block", list_blocks())
+@pytest.mark.parametrize("scale", [2, (1, 1, 2)])
+def test_fast_twin_equals_reference_forward(block, scale):
+    torch.manual_seed(0)
+    model = create_model("parallelnet", depth=3, channels=8, block=block, scale=scale).eval()
+    fast = accelerate(model)
+    assert isinstance(fast, FastParallelNet)
+    x = torch.rand(2, 1, 7, 9, 10)
+    with torch.inference_mode():
+        expected, got = model(x), fast(x)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_twin_shares_parameters():
+    model = create_model("volumenet", depth=2, channels=4).eval()
+    fast = accelerate(model)
+    x = torch.rand(1, 1, 6, 6, 6)
+    with torch.no_grad():
+        model.fusion.bias.add_(1.0)
+        torch.testing.assert_close(fast(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_axis_conv_is_a_same_padded_conv3d(axis):
+    torch.manual_seed(axis)
+    kernel = [1, 1, 1]
+    kernel[axis] = 3
+    conv = nn.Conv3d(5, 6, kernel, padding=tuple(k // 2 for k in kernel))
+    x = torch.rand(2, 5, 4, 7, 6)
+    got = axis_conv(x.permute(0, 2, 3, 4, 1).contiguous(), conv.weight.flatten(2), conv.bias, axis)
+    torch.testing.assert_close(got.permute(0, 4, 1, 2, 3), conv(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["srcnn3d", "dcsrn", "tricubic"])
+def test_other_networks_are_left_alone(name):
+    model = create_model(name)
+    assert accelerate(model) is model
