@@ -371,8 +371,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InputError(str(error)) from None
     json_path = check_report_path(args.json, args.overwrite)
     csv_path = check_report_path(args.csv, args.overwrite)
-    if json_path is not None and csv_path is not None and _same_file(json_path, csv_path):
-        raise OutputError("--json and --csv name the same file")
+    markdown_path = check_report_path(args.markdown, args.overwrite)
+    plot_path = check_report_path(args.plot, args.overwrite)
+    reports = [p for p in (json_path, csv_path, markdown_path, plot_path) if p is not None]
+    if any(_same_file(a, b) for i, a in enumerate(reports) for b in reports[i + 1:]):
+        raise OutputError("--json, --csv, --markdown and --plot must name different files")
     specs = list(args.models) if args.models else default_model_specs(args.modality, scale)
     with TileBars(disable=args.quiet) as bars:
         rows = evaluate(args.inputs, specs, scale=scale, modality=args.modality, tile=args.tile,
@@ -399,6 +402,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
         write_text_atomic(csv_path, buffer.getvalue())
         say(args.quiet, f"wrote {csv_path}")
+    if markdown_path is not None:
+        write_text_atomic(markdown_path, format_table(summary) + "\n")
+        say(args.quiet, f"wrote {markdown_path}")
+    if plot_path is not None:
+        from src_training.plots import plot_psnr_vs_params
+
+        if plot_psnr_vs_params(summary, plot_path, title=f"{args.modality.upper()} {scale_suffix(scale)}, "
+                               f"{volumes} volume(s)") is None:
+            raise OutputError("--plot needs matplotlib (pip install matplotlib)")
+        say(args.quiet, f"wrote {plot_path}")
     return 0
 
 
@@ -514,6 +527,7 @@ examples:
   volumenet evaluate hr_folder/ --models runs/volumenet.pt
   volumenet evaluate a.nii.gz b.nii.gz --models runs/volumenet.pt,runs/parallelnet.pt \\
       --json results.json --csv results.csv
+  volumenet evaluate test/ --models srcnn3d,volumenet --markdown table.md --plot fig5.png
   volumenet evaluate ct_folder/ --modality ct --models runs/volumenet_ct.pt --device cuda
 
 Each HR volume is cropped to a multiple of the scale and degraded; tricubic interpolation and
@@ -605,7 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--json", default=None, metavar="PATH", help="write per-volume rows and the summary as JSON")
     p.add_argument("--csv", default=None, metavar="PATH", help="write the summary table as CSV")
-    p.add_argument("--overwrite", action="store_true", help="replace existing --json / --csv files")
+    p.add_argument("--markdown", default=None, metavar="PATH", help="write the summary table as Markdown")
+    p.add_argument("--plot", default=None, metavar="PATH",
+                   help="write the paper's Fig. 5 as PNG: PSNR against #params, marker area ∝ time")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --json / --csv / --markdown / --plot")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 

@@ -228,6 +228,20 @@ def test_evaluate_table_json_csv(capsys, tmp_path, weights):
     assert float(rows[1]["psnr"]) == pytest.approx(report["summary"][1]["psnr"])
 
 
+def test_evaluate_markdown_and_fig5_plot(capsys, tmp_path, weights):
+    a = write_nifti(tmp_path / "a.nii.gz", make_volume(seed=1, amplitude=50))
+    md, png = tmp_path / "table.md", tmp_path / "fig5.png"
+    code, stdout, stderr = run(capsys, "evaluate", a, "--models", weights, "--markdown", md, "--plot", png, *FAST)
+    assert code == 0, stderr
+    table = md.read_text().splitlines()
+    assert table[0].startswith("| model") and table[2].startswith("| tricubic") and len(table) == 4
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, stderr = run(capsys, "evaluate", a, "--models", weights, "--markdown", md, *FAST)
+    assert code == 2 and "exists" in stderr
+    code, _, stderr = run(capsys, "evaluate", a, "--csv", tmp_path / "x", "--markdown", tmp_path / "x", *FAST)
+    assert code == 2 and "different files" in stderr
+
+
 def test_evaluate_without_models_says_none_bundled(capsys, tmp_path, no_bundled):
     a = write_nifti(tmp_path / "a.nii.gz", make_volume(seed=1))
     code, stdout, stderr = run(capsys, "evaluate", a, *FAST)
