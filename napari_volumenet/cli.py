@@ -442,6 +442,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         val = _bundled_val_psnr(w)
         table.append([w.name, w.model, w.modality, scale_suffix(w.scale), val, "yes" if w.default else ""])
     print(_columns(table))
+    for w in bundled:
+        if w.data or w.licence:
+            print(f"  {w.name}: {w.description}; trained on {w.data or 'unrecorded data'}; {w.licence or 'licence not recorded'}")
     return 0
 
 

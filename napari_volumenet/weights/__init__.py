@@ -150,6 +150,10 @@ class BundledWeights:
     scale: tuple[int, int, int]
     description: str
     default: bool = False
+    licence: str = ""
+    data: str = ""
+    val_psnr: float | None = None
+    tricubic_val_psnr: float | None = None
 
     @property
     def path(self) -> Path:
