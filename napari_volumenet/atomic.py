@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def temp_beside(target: Path, suffix: str = ".tmp") -> tuple[Path, int]:
@@ -47,3 +50,22 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
         with open(temp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
     return target
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with tuples as lists, paths as strings and non-finite floats as ``None`` (valid JSON);
+    anything else that JSON cannot hold becomes its ``str``."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def write_json_atomic(target: str | Path, value: Any) -> Path:
+    """Write ``json_safe(value)`` as indented UTF-8 JSON to ``target`` atomically; returns the path."""
+    return write_text_atomic(target, json.dumps(json_safe(value), indent=2, ensure_ascii=False) + "\n")

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io as _stdio
-import json
-import math
 import os
 import re
 import sys
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .atomic import write_text_atomic
+from .atomic import json_safe, write_json_atomic, write_text_atomic
 from .errors import InputError, ModelError, OutputError, VolumeNetError, WeightsError
 
 PROG = "volumenet"
@@ -206,22 +204,6 @@ def check_report_path(path: str | None, overwrite: bool) -> Path | None:
     return p
 
 
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(_json_safe(obj), indent=2, ensure_ascii=False) + "\n")
-
-
 class TileBars:
     """tqdm progress bars on stderr, one per label, driven by ``(label, done, total)`` callbacks."""
 
@@ -314,7 +296,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
                 "seconds": seconds,
             }
             write_volume(dst, sr, sr_affine(volume.affine, scale), volume.header, overwrite=args.overwrite,
-                         description=description, sidecar=_json_safe(sidecar))
+                         description=description, sidecar=json_safe(sidecar))
             tiles = f"{plan.tiles} tile{'s' if plan.tiles != 1 else ''}"
             say(args.quiet, f"{src} → {dst}  ({shape_text(data.shape)} → {shape_text(sr.shape)}, "
                             f"{seconds:.1f} s, {plan.device} {plan.precision}, {tiles})")
@@ -390,7 +372,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"(no bundled weights yet for {args.modality} {scale_suffix(scale)}; "
               "pass --models path/to/weights.pt)")
     if json_path is not None:
-        write_json(json_path, to_json(rows, summary, scale=list(scale), modality=args.modality,
+        write_json_atomic(json_path, to_json(rows, summary, scale=list(scale), modality=args.modality,
                                       models=["tricubic", *specs], version=__version__))
         say(args.quiet, f"wrote {json_path}")
     if csv_path is not None:
@@ -480,7 +462,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                            tile=args.tile, repeats=args.repeats, engine=args.engine)
     print(format_results(report))
     if json_path is not None:
-        write_json(json_path, {**report, "version": __version__})
+        write_json_atomic(json_path, {**report, "version": __version__})
         say(args.quiet, f"wrote {json_path}")
     return 0
 

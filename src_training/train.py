@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from napari_volumenet.atomic import atomic_path, write_text_atomic
+from napari_volumenet.atomic import atomic_path, write_json_atomic
 
 PROG = "volumenet-train"
 EXIT_ERROR = 2
@@ -201,22 +201,6 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------- small helpers
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    write_text_atomic(path, json.dumps(_json_safe(payload), indent=2) + "\n")
 
 
 def _torch_save_atomic(payload: dict, path: Path) -> None:
@@ -711,7 +695,7 @@ class Trainer:
             self.say(f"validation: tricubic baseline on {len(self.val_pairs)} volume(s)…")
             self.tricubic = self.broadcast(self.tricubic_baseline() if self.dist.is_main else None)
             if self.dist.is_main:
-                _write_json(self.out / "config.json", self.config_payload(argv))
+                write_json_atomic(self.out / "config.json", self.config_payload(argv))
         else:
             self.tricubic = self.saved_config.get("tricubic_val") or {}
             if self.dist.is_main:
@@ -719,7 +703,7 @@ class Trainer:
                     "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     "argv": list(argv), "from_step": int(resume["step"]),
                 })
-                _write_json(self.out / "config.json", self.saved_config)
+                write_json_atomic(self.out / "config.json", self.saved_config)
         if self.dist.is_main:
             self.start_metrics(None if resume is None else int(resume["step"]))
         return self.loop(resume)

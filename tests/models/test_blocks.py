@@ -8,13 +8,7 @@ from napari_volumenet.errors import ModelError
 from napari_volumenet.models import Block, list_blocks
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread is much faster (and immune to a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is faster
 
 
 PAPER_BLOCKS = ["conv", "xception", "mobilenetv2", "cpd", "lwv1", "lwv2", "queue"]

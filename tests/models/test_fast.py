@@ -8,12 +8,7 @@ from napari_volumenet.models import create_model, list_blocks
 from napari_volumenet.models.fast import FastParallelNet, accelerate, axis_conv
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is faster
 
 
 @pytest.mark.parametrize("block", list_blocks())

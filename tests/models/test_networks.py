@@ -11,13 +11,7 @@ from napari_volumenet.ops.scale import as_scale
 from napari_volumenet.ops.voxel_shuffle import voxel_shuffle
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread is much faster (and immune to a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is faster
 
 
 SPEC_MODELS = ["srcnn3d", "dcsrn", "mdcsrn", "parallelnet", "volumenet"]
