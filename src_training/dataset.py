@@ -342,6 +342,10 @@ class PatchDataset(Dataset):
         The training volumes.
     patch, scale
         LR patch size and upscaling factor per axis.
+    margin
+        LR voxels of real context added around the patch on every side: the LR input is
+        ``patch + 2·margin``, the HR target only the central ``scale·patch`` (crop the prediction
+        the same way), so the loss is not spent on the network's zero padding at patch borders.
     group_weights
         Probability of each ``--data`` group (indexed by ``VolumePair.group``); within a group
         every volume is equally likely.
@@ -361,11 +365,13 @@ class PatchDataset(Dataset):
         augment: bool = True,
         skip_background: bool = True,
         length: int = 1 << 40,
+        margin: int = 0,
     ) -> None:
         if not pairs:
             raise InputError("no training volume is left after the train/validation split.")
         self.pairs = list(pairs)
-        self.patch = tuple(int(p) for p in patch)
+        self.margin = int(margin)
+        self.patch = tuple(int(p) + 2 * self.margin for p in patch)  # what the network sees
         self.scale = tuple(int(s) for s in scale)
         self.hr_patch = hr_patch_shape(self.patch, self.scale)  # type: ignore[arg-type]
         for pair in self.pairs:
@@ -439,6 +445,8 @@ class PatchDataset(Dataset):
             intensity = float(rng.uniform(1 - INTENSITY_JITTER, 1 + INTENSITY_JITTER))
             lr_patch = lr_patch * np.float32(intensity)
             hr_patch = hr_patch * np.float32(intensity)
+        if self.margin:  # the loss only sees HR voxels whose LR context is real data, not padding
+            hr_patch = hr_patch[tuple(slice(self.margin * s, -self.margin * s) for s in self.scale)]
         return Patch(
             lr=np.ascontiguousarray(lr_patch, dtype=np.float32),
             hr=np.ascontiguousarray(hr_patch, dtype=np.float32),

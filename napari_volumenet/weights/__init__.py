@@ -186,7 +186,8 @@ def default_weights(modality: str = "mri", scale: int | tuple[int, int, int] = 2
     ]
     matches.sort(key=lambda w: not w.default)
     if not matches:
-        what = f"{model + ' ' if model else ''}{modality.upper()} ×{'×'.join(map(str, wanted))}"
+        factors = str(wanted[0]) if len(set(wanted)) == 1 else "×".join(map(str, wanted))
+        what = f"{model + ' ' if model else ''}{modality.upper()} ×{factors}"
         raise WeightsError(
             f"no bundled weights for {what} yet; pass --weights FILE (train one with volumenet-train)"
         )

@@ -361,7 +361,7 @@ def test_interpolation_init_is_trilinear_upsampling(scale):
     from scipy import ndimage
 
     model = create_model("volumenet", depth=2, channels=4, scale=scale).eval()
-    model.init_as_interpolation(fusion_gain=0.0)
+    model.init_as_interpolation("linear", fusion_gain=0.0)
     lr = np.random.default_rng(0).random((9, 10, 11)).astype(np.float32)
     with torch.no_grad():
         sr = model(torch.from_numpy(lr)[None, None])[0, 0].numpy()
@@ -374,6 +374,24 @@ def test_interpolation_init_is_trilinear_upsampling(scale):
 def test_interpolation_init_keeps_a_small_trainable_correction():
     model = create_model("volumenet", depth=2, channels=4)
     before = model.fusion.weight.detach().abs().mean()
-    model.init_as_interpolation(fusion_gain=0.1)
+    model.init_as_interpolation("cubic", fusion_gain=0.1)
     assert torch.isclose(model.fusion.weight.detach().abs().mean(), 0.1 * before)
     assert model.fusion.bias.abs().max() == 0 and model.head.bias.abs().max() == 0
+
+
+def test_cubic_init_is_closer_to_tricubic_than_linear_init():
+    import numpy as np
+
+    from napari_volumenet.ops.interpolate import tricubic_upsample
+
+    lr = torch.from_numpy(np.random.default_rng(1).random((1, 1, 12, 12, 12)).astype(np.float32))
+    reference = tricubic_upsample(lr, 2)[..., 4:-4, 4:-4, 4:-4]
+    errors = {}
+    for kind in ("linear", "cubic"):
+        model = create_model("volumenet", depth=2, channels=4).eval()
+        model.init_as_interpolation(kind, fusion_gain=0.0)
+        with torch.no_grad():
+            errors[kind] = (model(lr)[..., 4:-4, 4:-4, 4:-4] - reference).abs().mean().item()
+    assert errors["cubic"] < 0.5 * errors["linear"]
+    with pytest.raises(ModelError):
+        create_model("volumenet", depth=2, channels=4).init_as_interpolation("nearest")

@@ -257,3 +257,23 @@ def test_foreground_positions_match_a_brute_force_count(tmp_path):
     found = foreground_corners(pair, patch, S)
     assert 0 < len(expected) < np.prod(grid)
     np.testing.assert_array_equal(found, expected)
+
+
+def test_margin_adds_context_and_keeps_the_centre_aligned(tmp_path):
+    """With a margin the LR patch grows by 2·margin and the HR target is the centre of what the
+    LR patch covers: the same HR voxels a margin-free patch at the shifted corner would have."""
+    import nibabel as nib
+
+    from src_training.dataset import PatchDataset, load_pair
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(rng.random((40, 36, 32)).astype(np.float32) * 100 + 10, np.eye(4)), str(path))
+    pair = load_pair(path, scale=(2, 2, 2), modality="mri", patch=(8, 8, 8), group=0, subject="v")
+    dataset = PatchDataset([pair], patch=(6, 6, 6), scale=(2, 2, 2), margin=2, augment=False, skip_background=False)
+    patch = dataset.sample(3)
+    assert patch.lr.shape == (10, 10, 10) and patch.hr.shape == (12, 12, 12)
+    z, y, x = patch.lr_index
+    expected = pair.normalization.apply(pair.hr[2 * (z + 2):2 * (z + 8), 2 * (y + 2):2 * (y + 8), 2 * (x + 2):2 * (x + 8)],
+                                        clip=True)
+    np.testing.assert_allclose(patch.hr, expected, rtol=1e-6)

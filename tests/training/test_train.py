@@ -68,10 +68,22 @@ def rows(out: Path) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def finished_run(data_dir, tmp_path_factory) -> Path:
-    """60 steps at lr 1e-3, validation every 10 steps."""
+    """60 steps at lr 1e-3 from the paper's random initialisation, validation every 10 steps."""
     out = tmp_path_factory.mktemp("runs") / "run"
-    assert train(data_dir, out, "--lr", "1e-3", "--steps-per-epoch", "10", "--max-steps", "60") == 0
+    assert train(data_dir, out, "--lr", "1e-3", "--steps-per-epoch", "10", "--max-steps", "60", "--init", "random") == 0
     return out
+
+
+def test_least_squares_init_starts_above_random_init(data_dir, finished_run, tmp_path):
+    """The fitted linear head makes the first validation far better than a random start, and the
+    context margin trains on the patch centre only (same metrics file, same weights format)."""
+    out = tmp_path / "lsq"
+    assert train(data_dir, out, "--lr", "1e-3", "--steps-per-epoch", "5", "--max-steps", "5", "--margin", "2") == 0
+    first_random = float(rows(finished_run)[0]["val_psnr"])
+    first_fitted = float(rows(out)[0]["val_psnr"])
+    assert first_fitted > first_random + 3, (first_fitted, first_random)
+    config = json.loads((out / "config.json").read_text())
+    assert config["args"]["init"] == "least-squares" and config["args"]["margin"] == 2
 
 
 def test_training_lowers_the_loss(finished_run):
