@@ -4,8 +4,9 @@ Run under a virtual display::
 
     xvfb-run -a -s "-screen 0 1920x1200x24" python docs/make_screenshot.py --weights my_weights.pt
 
-Without ``--weights`` it uses a tiny VolumeNet (D2C4) with random weights, whose output is
-meaningless: say so in the caption. It prints the time from Run to result (CPU by default).
+Without ``--weights`` it uses the bundled default MRI weights, or, where none are bundled, a tiny
+VolumeNet (D2C4) with random weights whose output is meaningless (say so in the caption). It
+prints the time from Run to result (CPU by default).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, help="weights file (default: tiny random VolumeNet)")
+    parser.add_argument("--weights", type=Path, help="weights file (default: the bundled MRI weights)")
     parser.add_argument("--out", type=Path, default=HERE / "screenshot.png")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", default="1800x1080", help="window size WxH")
@@ -35,10 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     from napari._qt.dialogs.qt_notification import NapariQtNotification
     from qtpy.QtWidgets import QApplication
 
+    from napari_volumenet.errors import WeightsError
     from napari_volumenet.models import create_model
-    from napari_volumenet.weights import save_weights
+    from napari_volumenet.weights import default_weights, save_weights
 
     weights = args.weights
+    if weights is None:
+        try:
+            weights = default_weights("mri")
+        except WeightsError:
+            weights = None
     if weights is None:
         torch.manual_seed(0)
         weights = save_weights(Path(tempfile.mkdtemp()) / "tiny-random.pt",
