@@ -3,7 +3,10 @@
 The paper's protocol: random LR patches 16³ (HR 32³), batch 8, Adam (lr 1e-4), L1 loss on
 normalised intensities, validation PSNR on whole held-out volumes every epoch (degrade the HR
 volume, exact tiled inference, metrics against the HR volume as ``volumenet evaluate`` does),
-early stopping after ``--patience`` epochs without improvement, best weights kept.
+early stopping after ``--patience`` epochs without improvement, best weights kept. One default
+differs: ParallelNet/VolumeNet start from the least-squares linear upsampler of the training data
+(``--init least-squares``; ``--init random`` is the paper's). ``--margin`` and
+``--lr-schedule cosine`` help short runs.
 
 Run folder (``--out``)::
 
@@ -650,8 +653,8 @@ class Trainer:
         progress = 0.0
         if end_step:
             progress = step / end_step
-        elif args.max_minutes is not None:
-            progress = (time.perf_counter() - self.started) / (args.max_minutes * 60)
+        elif args.max_minutes is not None:  # the same on every process, or their weights would drift apart
+            progress = self.max_over_ranks(time.perf_counter() - self.started) / (args.max_minutes * 60)
         progress = min(max(progress, 0.0), 1.0)
         return args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -664,6 +667,17 @@ class Trainer:
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def max_over_ranks(self, value: float) -> float:
+        """The largest ``value`` over all processes."""
+        if not self.dist.enabled:
+            return value
+        import torch
+        import torch.distributed as dist
+
+        box = torch.tensor([value], device=self.device, dtype=torch.float64)
+        dist.all_reduce(box, op=dist.ReduceOp.MAX)
+        return float(box.item())
 
     def any_rank(self, flag: bool) -> bool:
         """True on every process if ``flag`` is true on any process."""

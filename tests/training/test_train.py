@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -303,3 +304,13 @@ def test_ddp_two_cpu_processes_only_rank0_writes(data_dir, tmp_path):
     _, meta = load_weights(out / "best.pt")
     assert meta["training"]["world_size"] == 2
     assert result.stdout.count("stopped at step") + result.stderr.count("stopped at step") == 1
+
+
+def test_cosine_schedule_decays_to_one_percent(data_dir, tmp_path):
+    out = tmp_path / "cosine"
+    assert train(data_dir, out, "--lr", "1e-3", "--lr-schedule", "cosine", "--steps-per-epoch", "4",
+                 "--max-steps", "8") == 0
+    lrs = [float(r["lr"]) for r in rows(out)]
+    # the lr column is the rate of the epoch's last step: step 4 of 8 (half-way) and step 8 (the end)
+    assert lrs[0] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 3 / 8))), rel=0.02)
+    assert lrs[1] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 7 / 8))), rel=0.02)
