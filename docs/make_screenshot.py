@@ -4,8 +4,8 @@ Run under a virtual display::
 
     xvfb-run -a -s "-screen 0 1920x1200x24" python docs/make_screenshot.py --weights my_weights.pt
 
-Without ``--weights`` it uses the bundled default MRI weights, or, where none are bundled, a tiny
-VolumeNet (D2C4) with random weights whose output is meaningless (say so in the caption). It
+Without ``--weights`` it uses the bundled default MRI weights, or, where none is marked default, a
+tiny VolumeNet (D2C4) with random weights whose output is meaningless (say so in the caption). It
 prints the time from Run to result (CPU by default).
 """
 

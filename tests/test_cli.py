@@ -418,8 +418,8 @@ def _weights_case(name, weights_dir, tmp_path):
         "bare state dict": (["--weights", weights_dir / "bare.pt"], "not a napari-volumenet weights file"),
         "missing weights": (["--weights", tmp_path / "nope.pt"], "not found"),
         "weights is a folder": (["--weights", tmp_path], "not a weights file"),
-        "no weights, none bundled": ([], "no bundled weights"),
-        "no weights for model, none bundled": (["--model", "parallelnet"], "no bundled weights"),
+        "no weights, none bundled": ([], "no default weights"),
+        "no weights for model, none bundled": (["--model", "parallelnet"], "no default weights"),
         "bad device": (["--weights", weights_dir / "w.pt", "--device", "cuda:7"], "device"),
     }
     return cases[name]

@@ -97,3 +97,19 @@ def test_default_weights_never_fall_back_silently():
         pytest.skip("CT weights are bundled")
     with pytest.raises(WeightsError, match="pass --weights"):
         default_weights("ct")
+
+
+def test_preview_weights_are_used_only_when_named(tmp_path, monkeypatch):
+    import napari_volumenet.weights as weights_module
+    from napari_volumenet.models import create_model
+    from napari_volumenet.weights import BundledWeights, default_weights, save_weights
+
+    save_weights(tmp_path / "p.pt", create_model("volumenet", depth=2, channels=4), modality="mri")
+    monkeypatch.setattr(weights_module, "BUNDLED_DIR", tmp_path)
+    preview = BundledWeights("vn-preview", "p.pt", "volumenet", "mri", (2, 2, 2), "preview", default=False)
+    monkeypatch.setattr(weights_module, "list_bundled", lambda: [preview])
+    with pytest.raises(WeightsError, match="not default: vn-preview"):
+        default_weights("mri")
+    monkeypatch.setattr(weights_module, "list_bundled", lambda: [preview, BundledWeights(
+        "vn", "p.pt", "volumenet", "mri", (2, 2, 2), "default", default=True)])
+    assert default_weights("mri") == tmp_path / "p.pt"

@@ -178,17 +178,21 @@ def find_bundled(name: str) -> BundledWeights:
 
 
 def default_weights(modality: str = "mri", scale: int | tuple[int, int, int] = 2, model: str | None = None) -> Path:
-    """Path of the bundled default weights for ``modality`` and ``scale`` (and ``model`` if given)."""
+    """Path of the bundled weights marked default for ``modality`` and ``scale`` (and ``model`` if given).
+
+    Weights bundled without the default mark (previews) are used only when named explicitly.
+    """
     wanted = as_scale(scale)
     matches = [
         w for w in list_bundled()
         if w.modality == modality and w.scale == wanted and (model is None or w.model == model)
     ]
-    matches.sort(key=lambda w: not w.default)
-    if not matches:
+    defaults = [w for w in matches if w.default]
+    if not defaults:
         factors = str(wanted[0]) if len(set(wanted)) == 1 else "×".join(map(str, wanted))
         what = f"{model + ' ' if model else ''}{modality.upper()} ×{factors}"
+        others = f" (bundled, not default: {', '.join(w.name for w in matches)}; pass --weights NAME)" if matches else ""
         raise WeightsError(
-            f"no bundled weights for {what} yet; pass --weights FILE (train one with volumenet-train)"
+            f"no default weights for {what} yet{others}; pass --weights FILE (train one with volumenet-train)"
         )
-    return matches[0].path
+    return defaults[0].path
