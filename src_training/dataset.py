@@ -343,9 +343,10 @@ class PatchDataset(Dataset):
     patch, scale
         LR patch size and upscaling factor per axis.
     margin
-        LR voxels of real context added around the patch on every side: the LR input is
+        LR voxels of context added around the patch on every side: the LR input is
         ``patch + 2·margin``, the HR target only the central ``scale·patch`` (crop the prediction
         the same way), so the loss is not spent on the network's zero padding at patch borders.
+        The context is the volume itself, or zeros past the volume's edge (as at inference).
     group_weights
         Probability of each ``--data`` group (indexed by ``VolumePair.group``); within a group
         every volume is equally likely.
@@ -371,7 +372,7 @@ class PatchDataset(Dataset):
             raise InputError("no training volume is left after the train/validation split.")
         self.pairs = list(pairs)
         self.margin = int(margin)
-        self.patch = tuple(int(p) + 2 * self.margin for p in patch)  # what the network sees
+        self.patch = tuple(int(p) for p in patch)  # the LR region the loss sees
         self.scale = tuple(int(s) for s in scale)
         self.hr_patch = hr_patch_shape(self.patch, self.scale)  # type: ignore[arg-type]
         for pair in self.pairs:
@@ -425,9 +426,8 @@ class PatchDataset(Dataset):
         hr_region = tuple(slice(c * s, c * s + k) for c, s, k in zip(corner, self.scale, self.hr_patch))
         hr = pair.hr[hr_region]
         foreground = float(np.count_nonzero(hr > pair.foreground_level)) / hr.size
-        lr_region = tuple(slice(c, c + p) for c, p in zip(corner, self.patch))
         norm = pair.normalization
-        lr_patch = norm.apply(pair.lr[lr_region], clip=True)
+        lr_patch = self.lr_window(pair.lr, corner, norm)
         hr_patch = norm.apply(hr, clip=True)
         flips = (False, False, False)
         permutation = (0, 1, 2)
@@ -445,8 +445,6 @@ class PatchDataset(Dataset):
             intensity = float(rng.uniform(1 - INTENSITY_JITTER, 1 + INTENSITY_JITTER))
             lr_patch = lr_patch * np.float32(intensity)
             hr_patch = hr_patch * np.float32(intensity)
-        if self.margin:  # the loss only sees HR voxels whose LR context is real data, not padding
-            hr_patch = hr_patch[tuple(slice(self.margin * s, -self.margin * s) for s in self.scale)]
         return Patch(
             lr=np.ascontiguousarray(lr_patch, dtype=np.float32),
             hr=np.ascontiguousarray(hr_patch, dtype=np.float32),
@@ -458,6 +456,17 @@ class PatchDataset(Dataset):
             permutation=permutation,  # type: ignore[arg-type]
             intensity=intensity,
         )
+
+    def lr_window(self, lr: np.ndarray, corner: Sequence[int], norm: Normalization) -> np.ndarray:
+        """Normalised LR patch at ``corner`` grown by ``margin`` on every side; where that reaches past
+        the volume it is zero, exactly the padding the network gets at a volume border at inference."""
+        m = self.margin
+        inside = tuple(slice(max(c - m, 0), min(c + p + m, n)) for c, p, n in zip(corner, self.patch, lr.shape))
+        window = norm.apply(lr[inside], clip=True)
+        if not m:
+            return window
+        pads = [(sl.start - (c - m), (c + p + m) - sl.stop) for sl, c, p in zip(inside, corner, self.patch)]
+        return np.pad(window, pads)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         patch = self.sample(index)

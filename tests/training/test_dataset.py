@@ -260,8 +260,8 @@ def test_foreground_positions_match_a_brute_force_count(tmp_path):
 
 
 def test_margin_adds_context_and_keeps_the_centre_aligned(tmp_path):
-    """With a margin the LR patch grows by 2·margin and the HR target is the centre of what the
-    LR patch covers: the same HR voxels a margin-free patch at the shifted corner would have."""
+    """With a margin the LR patch grows by 2·margin around the patch; the HR target is the patch's own
+    HR region; past the volume's edge the context is zero (the network's padding at inference)."""
     import nibabel as nib
 
     from src_training.dataset import PatchDataset, load_pair
@@ -271,9 +271,14 @@ def test_margin_adds_context_and_keeps_the_centre_aligned(tmp_path):
     nib.save(nib.Nifti1Image(rng.random((40, 36, 32)).astype(np.float32) * 100 + 10, np.eye(4)), str(path))
     pair = load_pair(path, scale=(2, 2, 2), modality="mri", patch=(8, 8, 8), group=0, subject="v")
     dataset = PatchDataset([pair], patch=(6, 6, 6), scale=(2, 2, 2), margin=2, augment=False, skip_background=False)
-    patch = dataset.sample(3)
-    assert patch.lr.shape == (10, 10, 10) and patch.hr.shape == (12, 12, 12)
-    z, y, x = patch.lr_index
-    expected = pair.normalization.apply(pair.hr[2 * (z + 2):2 * (z + 8), 2 * (y + 2):2 * (y + 8), 2 * (x + 2):2 * (x + 8)],
-                                        clip=True)
-    np.testing.assert_allclose(patch.hr, expected, rtol=1e-6)
+    norm = pair.normalization
+    for index in range(40):
+        patch = dataset.sample(index)
+        assert patch.lr.shape == (10, 10, 10) and patch.hr.shape == (12, 12, 12)
+        z, y, x = patch.lr_index
+        np.testing.assert_allclose(patch.hr, norm.apply(pair.hr[2 * z:2 * z + 12, 2 * y:2 * y + 12, 2 * x:2 * x + 12],
+                                                        clip=True), rtol=1e-6)
+        padded = np.pad(norm.apply(pair.lr, clip=True), 2)
+        np.testing.assert_allclose(patch.lr, padded[z:z + 10, y:y + 10, x:x + 10], rtol=1e-6)
+    corners = np.array([dataset.sample(i).lr_index for i in range(400)])
+    assert corners.min() == 0  # patches reach the volume's edge, where the margin is zero padding
