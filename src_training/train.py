@@ -662,7 +662,7 @@ class Trainer:
         return box[0]
 
     def max_over_ranks(self, value: float) -> float:
-        """The largest ``value`` over all processes."""
+        """The largest ``value`` over all processes (``value`` itself without torchrun)."""
         if not self.dist.enabled:
             return value
         import torch
@@ -674,25 +674,11 @@ class Trainer:
 
     def any_rank(self, flag: bool) -> bool:
         """True on every process if ``flag`` is true on any process."""
-        if not self.dist.enabled:
-            return flag
-        import torch
-        import torch.distributed as dist
-
-        value = torch.tensor([1 if flag else 0], device=self.device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item())
+        return self.max_over_ranks(1.0 if flag else 0.0) > 0
 
     def all_ok(self, ok: bool) -> bool:
         """True on every process only if ``ok`` is true on every process."""
-        if not self.dist.enabled:
-            return ok
-        import torch
-        import torch.distributed as dist
-
-        flag = torch.tensor([1 if ok else 0], device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        return bool(flag.item())
+        return not self.any_rank(not ok)
 
     # ---------------------------------------------------------------- main
     def run(self, argv: Sequence[str]) -> int:
