@@ -43,7 +43,8 @@ def _axis_of(conv: nn.Conv3d) -> int | None:
 
 
 def _pointwise(conv: nn.Conv3d) -> bool:
-    return conv.kernel_size == (1, 1, 1) and conv.groups == 1 and conv.stride == (1, 1, 1)
+    plain = conv.groups == 1 and conv.stride == (1, 1, 1) and conv.padding in ((0, 0, 0), "valid", "same")
+    return conv.kernel_size == (1, 1, 1) and plain
 
 
 def axis_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, axis: int) -> torch.Tensor:
