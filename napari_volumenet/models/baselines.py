@@ -25,7 +25,7 @@ from ..ops.interpolate import HALO as TRICUBIC_HALO
 from ..ops.interpolate import TricubicUpsample
 from ..ops.scale import Scale, as_scale, volume
 from .base import SuperResolutionNet
-from .blocks import Block, conv_radius
+from .blocks import Block, conv_radius, init_conv
 
 
 class PreUpsamplingNet(SuperResolutionNet):
@@ -66,6 +66,8 @@ class SRCNN3D(PreUpsamplingNet):
             nn.Conv3d(64, 32, 1), nn.ReLU(inplace=True),
             nn.Conv3d(32, 1, 5, padding=2),
         )
+        for conv, relu in zip(body[::2], (True, True, False)):
+            init_conv(conv, relu)
         super().__init__(body, scale, hr_floats=2 * 64 + 32 + 2, config={"name": "srcnn3d", "block": block})
 
 

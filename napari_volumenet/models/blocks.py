@@ -86,6 +86,18 @@ def _queue(s: int, t: int, r: int) -> list[nn.Module]:
     return [_conv(s, r, 1), *(_conv(r, r, k) for k in _AXIS_KERNELS), _conv(r, t, 1)]
 
 
+def init_conv(conv: nn.Conv3d, relu: bool) -> None:
+    """He initialisation: normal weights of variance ``gain² / fan_in`` (gain √2 before a ReLU,
+    1 for a linear layer) and zero bias, so that every layer passes its input's scale on.
+
+    PyTorch's default (uniform, variance ``1 / (3·fan_in)``) shrinks the signal about 3× per
+    linear convolution; through the five convolutions of a Queue block and nine blocks deep,
+    the deepest branches of VolumeNet would start out independent of their input.
+    """
+    nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu" if relu else "linear")
+    nn.init.zeros_(conv.bias)
+
+
 def list_blocks() -> list[str]:
     """Names of the registered blocks, in the paper's order."""
     return list(_BLOCKS)
@@ -116,6 +128,8 @@ class Block(nn.Sequential):
             raise ModelError(f"ratio must be in (0, 1], got {ratio}")
         reduced = max(1, round(ratio * out_channels))
         layers = _BLOCKS[kind](in_channels, out_channels, reduced)
+        for position, conv in enumerate(layers, start=1):
+            init_conv(conv, relu=activation and position == len(layers))
         super().__init__(*layers, *([nn.ReLU(inplace=True)] if activation else []))
         self.kind = kind
         self.radius = conv_radius(self)

@@ -19,7 +19,7 @@ from ..ops.interpolate import phase_filters
 from ..ops.scale import Scale, as_scale, volume
 from ..ops.voxel_shuffle import VoxelShuffle
 from .base import SuperResolutionNet
-from .blocks import Block
+from .blocks import Block, init_conv
 
 
 class ParallelNet(SuperResolutionNet):
@@ -63,6 +63,8 @@ class ParallelNet(SuperResolutionNet):
             for i in range(depth)
         )
         self.fusion = nn.Conv3d(depth * channels, s3, 3, padding=1)
+        init_conv(self.head, relu=False)
+        init_conv(self.fusion, relu=False)
         self.shuffle = VoxelShuffle(self.scale)
         block_radius = self.branches[0][0].radius
         self.receptive_field = 1 + depth * block_radius + 1
@@ -78,7 +80,7 @@ class ParallelNet(SuperResolutionNet):
         return self.shuffle(f0 + self.fusion(torch.cat(diagonal, dim=1)))
 
     @torch.no_grad()
-    def init_as_interpolation(self, kind: str = "cubic", fusion_gain: float = 0.1) -> None:
+    def init_as_interpolation(self, kind: str = "cubic", fusion_gain: float = 0.0) -> None:
         """Start training from interpolation instead of from noise.
 
         The head ``F0`` becomes the polyphase form of a separable interpolation on the SPEC §5 grid
@@ -86,7 +88,9 @@ class ParallelNet(SuperResolutionNet):
         alone upsamples: ``kind="linear"`` is trilinear interpolation, ``kind="cubic"`` the cubic
         B-spline interpolation of :mod:`~napari_volumenet.ops.interpolate` cut to the 3 taps a 3×3×3
         kernel holds (renormalised; its outer taps are under 7 %). The fusion weights are scaled by
-        ``fusion_gain`` so that the branches begin as a small correction. The wiring and the parameter
+        ``fusion_gain``: 0 (the default) starts the output exactly at the interpolation, and the
+        first optimiser step opens the fusion to the branches (their features are alive from the
+        He initialisation, so the fusion weights get a gradient at once). The wiring and the parameter
         count do not change.
         """
         if kind not in ("linear", "cubic"):
@@ -102,7 +106,7 @@ class ParallelNet(SuperResolutionNet):
         self.init_head(weight, torch.zeros(volume(self.scale)), fusion_gain)
 
     @torch.no_grad()
-    def init_head(self, weight: torch.Tensor, bias: torch.Tensor, fusion_gain: float = 0.1) -> None:
+    def init_head(self, weight: torch.Tensor, bias: torch.Tensor, fusion_gain: float = 0.0) -> None:
         """Set the head ``F0`` to a linear upsampling filter ``weight`` ``(s³, 1, 3, 3, 3)`` + ``bias``
         ``(s³,)`` (channel order of :func:`~napari_volumenet.ops.voxel_shuffle.voxel_shuffle`) and
         scale the fusion weights by ``fusion_gain``, so training starts from that upsampling."""

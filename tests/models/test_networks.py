@@ -379,6 +379,46 @@ def test_interpolation_init_keeps_a_small_trainable_correction():
     assert model.fusion.bias.abs().max() == 0 and model.head.bias.abs().max() == 0
 
 
+def test_interpolation_init_opens_the_branches_after_one_step():
+    """Default fusion gain 0: the output is the interpolation, yet one optimiser step reaches the branches."""
+    torch.manual_seed(0)
+    model = create_model("volumenet", depth=3, channels=16)
+    model.init_as_interpolation("cubic")
+    assert model.fusion.weight.abs().max() == 0
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    lr = torch.rand(2, 1, 8, 8, 8)
+    for _ in range(2):
+        optimiser.zero_grad()
+        model(lr).square().mean().backward()
+        optimiser.step()
+    assert (model.fusion.weight != 0).float().mean() > 0.5
+    for branch in model.branches:
+        assert max(p.grad.abs().max() for p in branch.parameters()) > 0
+
+
+def _branch_outputs(model, x):
+    """Every block output of a ParallelNet, walking the anti-diagonals as its forward does."""
+    outputs, diagonal = [], []
+    f0 = model.head(x)
+    for k in range(model.depth):
+        first_input = f0 if k == 0 else torch.cat(diagonal, dim=1)
+        diagonal = [model.branches[i][k - i](diagonal[i]) for i in range(k)] + [model.branches[k][0](first_input)]
+        outputs += diagonal
+    return outputs
+
+
+@pytest.mark.parametrize("block", list_blocks())
+def test_initialisation_keeps_the_deepest_blocks_alive(block):
+    """He initialisation: two different inputs still give clearly different features nine blocks
+    deep (PyTorch's default initialisation shrinks the difference ~20× per Queue block, to 1e-8)."""
+    torch.manual_seed(0)
+    model = create_model("parallelnet", depth=9, channels=32, block=block)
+    x1, x2 = torch.rand(2, 1, 1, 8, 8, 8)
+    with torch.no_grad():
+        for a, b in zip(_branch_outputs(model, x1), _branch_outputs(model, x2)):
+            assert (a - b).std() > 0.02 * (x1 - x2).std()
+
+
 def test_cubic_init_is_closer_to_tricubic_than_linear_init():
     import numpy as np
 
