@@ -9,7 +9,10 @@ features live in channels-last layout ``(N, D, H, W, C)`` and
   view that puts that axis in a plane (oneDNN's fast kernels; no copy);
 - the first layer of a branch reads the concatenation ``[F(1,i−1), …, F(i−1,1)]`` through a
   1×1×1 convolution, which is the sum of one matrix product per part: nothing is concatenated;
-- other convolutions (3×3×3, depthwise) run as ``conv3d`` on channels-last memory (oneDNN).
+- other convolutions (3×3×3, depthwise) run as ``conv3d`` on channels-last memory (oneDNN); in
+  training, a dense 3×3×3 convolution (the fusion) computes its weight gradient as one matrix
+  product, several times faster than oneDNN's for 288 → 8 channels;
+- with autograd on, nothing is done in place on a view (that would cost an ``as_strided`` backward).
 
 The result equals :meth:`ParallelNet.forward` up to float rounding (summation order), so tiled
 inference stays exact in the sense of SPEC §4. :func:`accelerate` wraps a network (for inference
@@ -17,6 +20,8 @@ or training); networks it does not know are returned unchanged.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +52,11 @@ def _pointwise(conv: nn.Conv3d) -> bool:
     return conv.kernel_size == (1, 1, 1) and plain
 
 
+def _dense_3x3x3(conv: nn.Conv3d) -> bool:
+    plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.stride == (1, 1, 1)
+    return plain and conv.kernel_size == (3, 3, 3) and conv.padding == (1, 1, 1) and conv.padding_mode == "zeros"
+
+
 def axis_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, axis: int) -> torch.Tensor:
     """A ``same``-padded convolution along one spatial ``axis`` of channels-last ``x`` ``(N, D, H, W, S)``
     with ``weight`` ``(T, S, k)``, as a 2-D convolution on a channels-last view → ``(N, D, H, W, T)``."""
@@ -69,6 +79,7 @@ class FastConv(nn.Module):
         self.conv = conv
         self.axis = _axis_of(conv)
         self.pointwise = _pointwise(conv)
+        self.dense = _dense_3x3x3(conv) and conv.bias is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
@@ -76,12 +87,20 @@ class FastConv(nn.Module):
             return F.linear(x, conv.weight.flatten(1), conv.bias)
         if self.axis is not None:
             return axis_conv(x.contiguous(), conv.weight.flatten(2), conv.bias, self.axis)
+        if self.dense and torch.is_grad_enabled():
+            return _DenseConv.apply(x.contiguous(), conv.weight, conv.bias)
         y = conv(_as_ncdhw(x).contiguous(memory_format=torch.channels_last_3d))
         return y.permute(0, 2, 3, 4, 1).contiguous()
 
     def split_input(self, x_parts: list[torch.Tensor]) -> torch.Tensor:
-        """This 1×1×1 convolution of the channel concatenation of ``x_parts``, without concatenating."""
-        matrix = self.conv.weight.flatten(1)
+        """This convolution of the channel concatenation of ``x_parts``, without concatenating."""
+        if self.pointwise:
+            out = self._sum_over_parts(x_parts, self.conv.weight.flatten(1))
+            return out if self.conv.bias is None else out.add_(self.conv.bias)
+        return self(torch.cat(x_parts, dim=-1))
+
+    def _sum_over_parts(self, x_parts: list[torch.Tensor], matrix: torch.Tensor) -> torch.Tensor:
+        """``Σ_p x_p @ matrix[:, columns of p]ᵀ``: a matrix product with the concatenation of the parts."""
         out = None
         start = 0
         for part in x_parts:
@@ -89,9 +108,59 @@ class FastConv(nn.Module):
             product = F.linear(part, matrix[:, start:start + width])
             out = product if out is None else out.add_(product)
             start += width
-        if self.conv.bias is not None:
-            out += self.conv.bias
         return out
+
+
+
+class _DenseConv(torch.autograd.Function):
+    """A 'same' 3×3×3 convolution of channels-last ``x`` ``(N, D, H, W, S)`` → ``(N, D, H, W, T)``.
+
+    Forward and input gradient run in oneDNN; the weight gradient, which oneDNN computes several
+    times slower than the forward for ParallelNet's fusion (288 → 8 channels), is one matrix
+    product of the input with the output gradient gathered tap by tap ``(voxels, 27·T)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        y = F.conv3d(_as_ncdhw(x), weight, bias, padding=1)
+        return y.permute(0, 2, 3, 4, 1).contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                _as_ncdhw(grad), _as_ncdhw(x), weight, None, [1, 1, 1], [1, 1, 1], [1, 1, 1], False, [0, 0, 0], 1,
+                [True, False, False])[0]
+            grad_x = grad_x.permute(0, 2, 3, 4, 1).contiguous()
+        if ctx.needs_input_grad[1]:
+            t, s = weight.shape[:2]
+            per_tap = grad.new_zeros(*grad.shape[:4], 3, 3, 3, t)
+            for tap, output, source in _tap_windows(grad.shape[1:4]):
+                per_tap[source + tap] = grad[output]
+            grad_weight = per_tap.reshape(-1, 27 * t).T @ x.reshape(-1, s)  # (27·T, S)
+            grad_weight = grad_weight.reshape(3, 3, 3, t, s).permute(3, 4, 0, 1, 2)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(dim=(0, 1, 2, 3))
+        return grad_x, grad_weight, grad_bias
+
+
+def _tap_windows(size: tuple[int, int, int]):
+    """For every tap ``(a, b, c)`` of a 3×3×3 'same' convolution: the tap index, and the windows of
+    output and input voxels ``(:, D, H, W)`` it connects (output ``v`` reads input ``v + tap − 1``)."""
+    everything = (slice(None),)
+    for tap in itertools.product(range(3), repeat=3):
+        target = everything + tuple(_shifted(n, k) for n, k in zip(size, tap))
+        source = everything + tuple(_shifted(n, 2 - k) for n, k in zip(size, tap))
+        yield tap, target, source
+
+
+def _shifted(size: int, tap: int) -> slice:
+    """Voxels of an axis of ``size`` that a 3-tap kernel's ``tap`` (0, 1, 2) writes to."""
+    return slice(max(0, 1 - tap), size - max(0, tap - 1))
 
 
 class FastBlock(nn.Module):
@@ -109,12 +178,15 @@ class FastBlock(nn.Module):
     def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         first, *rest = self.convs
         if isinstance(x, list):
-            x = first.split_input(x) if first.pointwise else first(torch.cat(x, dim=-1))
+            x = first.split_input(x)
         else:
             x = first(x)
         for conv in rest:
             x = conv(x)
-        return torch.relu_(x) if self.relu_at_end else x
+        if not self.relu_at_end:
+            return x
+        # in place only without autograd: an in-place op on a view costs an as_strided backward
+        return torch.relu(x) if torch.is_grad_enabled() else torch.relu_(x)
 
 
 class FastParallelNet(nn.Module):
@@ -137,8 +209,9 @@ class FastParallelNet(nn.Module):
         for k in range(self.net.depth):
             first_input = f0 if k == 0 else list(diagonal)
             diagonal = [self.branches[i][k - i](diagonal[i]) for i in range(k)] + [self.branches[k][0](first_input)]
-        fused = self.fusion(torch.cat(diagonal, dim=-1))
-        return self.net.shuffle(_as_ncdhw(fused.add_(f0)))
+        fused = self.fusion.split_input(diagonal)
+        fused = fused + f0 if torch.is_grad_enabled() else fused.add_(f0)
+        return self.net.shuffle(_as_ncdhw(fused))
 
     def floats_per_voxel(self) -> int:
         return self.net.floats_per_voxel() + 2 * self.net.channels

@@ -25,6 +25,23 @@ def test_fast_twin_equals_reference_forward(block, scale):
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("block", list_blocks())
+def test_fast_twin_has_the_same_gradients(block):
+    """Training runs through the twin: every parameter and the input get the reference gradients."""
+    torch.manual_seed(1)
+    model = create_model("parallelnet", depth=3, channels=8, block=block, scale=(2, 1, 2))
+    x = torch.rand(2, 1, 6, 7, 5)
+    target = torch.rand(2, 1, 12, 7, 10)
+    gradients = []
+    for net in (model, accelerate(model)):
+        model.zero_grad()
+        x_leaf = x.clone().requires_grad_()
+        (net(x_leaf) - target).abs().mean().backward()
+        gradients.append([x_leaf.grad] + [p.grad.clone() for p in model.parameters()])
+    for expected, got in zip(*gradients):
+        torch.testing.assert_close(got, expected, atol=2e-6, rtol=1e-4)
+
+
 def test_fast_twin_shares_parameters():
     model = create_model("volumenet", depth=2, channels=4).eval()
     fast = accelerate(model)
