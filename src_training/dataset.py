@@ -330,6 +330,7 @@ class Patch:
     flips: tuple[bool, bool, bool] = (False, False, False)
     permutation: tuple[int, int, int] = (0, 1, 2)
     intensity: float = 1.0
+    cut_sides: tuple[int, ...] = ()  # sides (2·axis + 0 before / 1 after) whose margin was zeroed
 
 
 class PatchDataset(Dataset):
@@ -347,6 +348,11 @@ class PatchDataset(Dataset):
         ``patch + 2·margin``, the HR target only the central ``scale·patch`` (crop the prediction
         the same way), so the loss is not spent on the network's zero padding at patch borders.
         The context is the volume itself, or zeros past the volume's edge (as at inference).
+    edge_cut
+        Chance, per side, that the margin on that side is zeroed: the patch then lies at the edge of
+        a volume whose content goes on past it (a cropped field of view), where inference pads with
+        zeros. Without it the network only meets zero padding against background (air, skull-stripped
+        brains) and leaves a rim where anatomy reaches the edge. Needs ``margin``.
     group_weights
         Probability of each ``--data`` group (indexed by ``VolumePair.group``); within a group
         every volume is equally likely.
@@ -367,11 +373,15 @@ class PatchDataset(Dataset):
         skip_background: bool = True,
         length: int = 1 << 40,
         margin: int = 0,
+        edge_cut: float = 0.0,
     ) -> None:
+        if not 0 <= edge_cut <= 1:
+            raise ValueError(f"edge_cut must be in [0, 1], got {edge_cut}")
         if not pairs:
             raise InputError("no training volume is left after the train/validation split.")
         self.pairs = list(pairs)
         self.margin = int(margin)
+        self.edge_cut = float(edge_cut)
         self.patch = tuple(int(p) for p in patch)  # the LR region the loss sees
         self.scale = tuple(int(s) for s in scale)
         self.hr_patch = hr_patch_shape(self.patch, self.scale)  # type: ignore[arg-type]
@@ -429,6 +439,7 @@ class PatchDataset(Dataset):
         norm = pair.normalization
         lr_patch = self.lr_window(pair.lr, corner, norm)
         hr_patch = norm.apply(hr, clip=True)
+        cut_sides = self.cut_edges(lr_patch, rng)
         flips = (False, False, False)
         permutation = (0, 1, 2)
         intensity = 1.0
@@ -455,7 +466,22 @@ class PatchDataset(Dataset):
             flips=flips,  # type: ignore[arg-type]
             permutation=permutation,  # type: ignore[arg-type]
             intensity=intensity,
+            cut_sides=cut_sides,
         )
+
+    def cut_edges(self, lr_window: np.ndarray, rng: np.random.Generator) -> tuple[int, ...]:
+        """Zero the margin of ``lr_window`` (in place) on sides drawn with chance ``edge_cut`` each;
+        returns the sides (``2·axis`` before the patch, ``2·axis + 1`` after it)."""
+        m = self.margin
+        if not m or not self.edge_cut:
+            return ()
+        sides = tuple(int(side) for side in np.flatnonzero(rng.random(6) < self.edge_cut))
+        for side in sides:
+            axis = side // 2
+            index = [slice(None)] * 3
+            index[axis] = slice(None, m) if side % 2 == 0 else slice(-m, None)
+            lr_window[tuple(index)] = 0
+        return sides
 
     def lr_window(self, lr: np.ndarray, corner: Sequence[int], norm: Normalization) -> np.ndarray:
         """Normalised LR patch at ``corner`` grown by ``margin`` on every side; where that reaches past

@@ -53,6 +53,8 @@ METRIC_COLUMNS = [
     "step", "epoch", "train_loss", "val_psnr", "val_ssim", "val_psnr_fg", "lr", "seconds", "patches_per_s",
 ]
 DEFAULT_STEPS_PER_EPOCH = 1000
+DEFAULT_EDGE_CUT = 0.05
+"""Chance per side that a patch's margin is zeroed as at a cropped volume edge (``--edge-cut``)."""
 
 EXAMPLES = """\
 examples:
@@ -116,6 +118,10 @@ def _non_negative_int(text: str) -> int:
     return _checked(text, int, lambda v: v >= 0, "an integer ≥ 0")
 
 
+def _probability(text: str) -> float:
+    return _checked(text, float, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+
+
 def _positive_float(text: str) -> float:
     return _checked(text, float, lambda v: math.isfinite(v) and v > 0, "a positive number")
 
@@ -147,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="LR voxels of real context around each patch; the loss sees only the central "
                       "patch, so it is not spent on zero padding at patch borders (default 0, the paper's; "
                       "up to the receptive field, e.g. 6 for VolumeNet D9, makes short runs learn much faster)")
+    data.add_argument("--edge-cut", type=_probability, default=DEFAULT_EDGE_CUT, metavar="P",
+                      help="chance per side that a patch's margin is zeroed, as at the edge of a volume whose "
+                      "anatomy goes on past it (cropped field of view); teaches the network the zero padding "
+                      f"it meets there at inference (default {DEFAULT_EDGE_CUT}; needs --margin)")
     data.add_argument("--no-augment", action="store_true", help="no flips, axis permutations or intensity jitter")
     data.add_argument("--disk-cache", action="store_true",
                       help="also keep the degraded LR volumes in OUT/cache/ (faster --resume)")
@@ -458,6 +468,7 @@ class Trainer:
             "lr_schedule": args.lr_schedule,
             "init": "from weights" if args.init_from else args.init,
             "margin": args.margin,
+            "edge_cut": args.edge_cut,
             "loss": "l1",
             "steps": step,
             "epoch": epoch,
@@ -774,7 +785,7 @@ class Trainer:
             ddp = DistributedDataParallel(ddp, device_ids=[device.index] if device.type == "cuda" else None)
         dataset = PatchDataset(self.train_pairs, patch=tuple(args.patch), scale=tuple(args.scale), seed=args.seed,
                                rank=self.dist.rank, group_weights=self.group_weights, augment=not args.no_augment,
-                               margin=args.margin)
+                               margin=args.margin, edge_cut=args.edge_cut)
         centre = tuple(slice(args.margin * s, -args.margin * s) if args.margin else slice(None) for s in args.scale)
         stop_index = (end_step if end_step is not None else step + (1 << 40)) * args.batch
         loader = DataLoader(

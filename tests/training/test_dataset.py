@@ -282,3 +282,35 @@ def test_margin_adds_context_and_keeps_the_centre_aligned(tmp_path):
         np.testing.assert_allclose(patch.lr, padded[z:z + 10, y:y + 10, x:x + 10], rtol=1e-6)
     corners = np.array([dataset.sample(i).lr_index for i in range(400)])
     assert corners.min() == 0  # patches reach the volume's edge, where the margin is zero padding
+
+
+def test_edge_cut_zeroes_whole_margins_and_nothing_else(tmp_path):
+    """``edge_cut``: some sides' margins become zero (a volume edge with anatomy beyond it); the patch
+    itself, the other margins and the HR target are untouched."""
+    import nibabel as nib
+
+    from src_training.dataset import PatchDataset, load_pair
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(rng.random((40, 36, 32)).astype(np.float32) * 100 + 10, np.eye(4)), str(path))
+    pair = load_pair(path, scale=(2, 2, 2), modality="mri", patch=(8, 8, 8), group=0, subject="v")
+    common = dict(patch=(6, 6, 6), scale=(2, 2, 2), margin=2, augment=False, skip_background=False, seed=3)
+    plain = PatchDataset([pair], **common)
+    cut = PatchDataset([pair], edge_cut=0.3, **common)
+    counts = []
+    for index in range(60):
+        expected, got = plain.sample(index), cut.sample(index)
+        np.testing.assert_array_equal(got.hr, expected.hr)
+        keep = np.ones_like(expected.lr, dtype=bool)
+        for side in got.cut_sides:
+            index_ = [slice(None)] * 3
+            index_[side // 2] = slice(None, 2) if side % 2 == 0 else slice(-2, None)
+            keep[tuple(index_)] = False
+        np.testing.assert_array_equal(got.lr[keep], expected.lr[keep])
+        assert not got.lr[~keep].any()
+        counts.append(len(got.cut_sides))
+    assert 0.5 < np.mean(counts) / 6 / 0.3 < 1.5  # about edge_cut of the sides
+    assert plain.sample(0).cut_sides == ()
+    with pytest.raises(ValueError):
+        PatchDataset([pair], edge_cut=1.5, **common)
