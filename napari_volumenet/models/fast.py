@@ -93,14 +93,11 @@ class FastConv(nn.Module):
         return y.permute(0, 2, 3, 4, 1).contiguous()
 
     def split_input(self, x_parts: list[torch.Tensor]) -> torch.Tensor:
-        """This convolution of the channel concatenation of ``x_parts``, without concatenating."""
-        if self.pointwise:
-            out = self._sum_over_parts(x_parts, self.conv.weight.flatten(1))
-            return out if self.conv.bias is None else out.add_(self.conv.bias)
-        return self(torch.cat(x_parts, dim=-1))
-
-    def _sum_over_parts(self, x_parts: list[torch.Tensor], matrix: torch.Tensor) -> torch.Tensor:
-        """``Σ_p x_p @ matrix[:, columns of p]ᵀ``: a matrix product with the concatenation of the parts."""
+        """This convolution of the channel concatenation of ``x_parts``; a 1×1×1 one sums one matrix
+        product per part instead of concatenating."""
+        if not self.pointwise:
+            return self(torch.cat(x_parts, dim=-1))
+        matrix = self.conv.weight.flatten(1)
         out = None
         start = 0
         for part in x_parts:
@@ -108,8 +105,7 @@ class FastConv(nn.Module):
             product = F.linear(part, matrix[:, start:start + width])
             out = product if out is None else out.add_(product)
             start += width
-        return out
-
+        return out if self.conv.bias is None else out.add_(self.conv.bias)
 
 
 class _DenseConv(torch.autograd.Function):
