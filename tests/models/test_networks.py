@@ -397,13 +397,13 @@ def test_interpolation_init_opens_the_branches_after_one_step():
 
 
 def _branch_outputs(model, x):
-    """Every block output of a ParallelNet, walking the anti-diagonals as its forward does."""
-    outputs, diagonal = [], []
-    f0 = model.head(x)
-    for k in range(model.depth):
-        first_input = f0 if k == 0 else torch.cat(diagonal, dim=1)
-        diagonal = [model.branches[i][k - i](diagonal[i]) for i in range(k)] + [model.branches[k][0](first_input)]
-        outputs += diagonal
+    """Every block output of a ParallelNet for input ``x``, in the order its forward makes them."""
+    outputs = []
+    hooks = [block.register_forward_hook(lambda _m, _i, out: outputs.append(out.clone()))
+             for branch in model.branches for block in branch]
+    model(x)
+    for hook in hooks:
+        hook.remove()
     return outputs
 
 
