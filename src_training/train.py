@@ -176,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--init", choices=("least-squares", "cubic", "linear", "random"), default="least-squares",
                        help="ParallelNet/VolumeNet start: 'least-squares' (default) sets the head conv to the best "
                        "linear 3×3×3 upsampling filter for the training data, 'cubic' / 'linear' to interpolation, "
-                       "and shrinks the fusion, so training starts from (better than) interpolation quality; "
-                       "'random' is PyTorch's default initialisation (the paper's)")
+                       "and zeroes the fusion, so training starts from (better than) interpolation quality; "
+                       "the pre-upsampling baselines (srcnn3d, dcsrn, mdcsrn) start as their tricubic upsampler "
+                       "under every choice but 'random' (He initialisation throughout)")
 
     loop = parser.add_argument_group("training")
     loop.add_argument("--out", required=True, metavar="DIR", help="run folder (created; never overwritten)")
@@ -358,6 +359,8 @@ class Trainer:
         self.init_meta = None
         if args.init in ("cubic", "linear") and not args.init_from and hasattr(model, "init_as_interpolation"):
             model.init_as_interpolation(args.init)
+        if args.init != "random" and not args.init_from and hasattr(model, "init_as_upsampler"):
+            model.init_as_upsampler()
         if args.init_from:
             source, meta = load_weights(Path(args.init_from).expanduser())
             theirs = {k: v for k, v in source.config.items()}

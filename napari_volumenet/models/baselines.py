@@ -47,6 +47,36 @@ class PreUpsamplingNet(SuperResolutionNet):
     def floats_per_voxel(self) -> int:
         return 2 + self._hr_floats * volume(self.scale)
 
+    def pass_through_path(self) -> tuple[nn.Conv3d, list[nn.Conv3d], nn.Conv3d]:
+        """The first conv, the 1³ convs between, and the last conv of the path that channel 0 can carry."""
+        raise ModelError(f"{self.config['name']} has no convolution to start as the identity")
+
+    @torch.no_grad()
+    def init_as_upsampler(self) -> None:
+        """Start training as the tricubic upsampler alone instead of from noise.
+
+        Channel 0 of the first convolution becomes a centred unit impulse, every 1³ convolution on
+        the way passes channel 0 on, and the last convolution reads channel 0 only, so the body is
+        the identity on non-negative volumes (the ReLUs of 3D SRCNN clip tricubic's undershoot
+        below 0) and the network starts at interpolation quality. Every other channel keeps its He
+        initialisation: the last convolution's weights get a gradient at the first step, which
+        opens the path through the other channels. The wiring and the parameter count do not change.
+        """
+        first, between, last = self.pass_through_path()
+        _set_impulse(first.weight[0], first.bias, 0)
+        for conv in between:
+            _set_impulse(conv.weight[0], conv.bias, 0)
+        last.weight.zero_()
+        _set_impulse(last.weight[0], last.bias, 0)
+
+
+def _set_impulse(weight: torch.Tensor, bias: torch.Tensor | None, channel: int) -> None:
+    """Kernel ``(C_in, k, k, k)`` of one output channel → unit impulse at the centre of input ``channel``."""
+    weight.zero_()
+    weight[(channel, *(k // 2 for k in weight.shape[1:]))] = 1.0
+    if bias is not None:
+        bias[0] = 0.0
+
 
 class Tricubic(PreUpsamplingNet):
     """Cubic B-spline interpolation alone: the reference every network must beat."""
@@ -69,6 +99,9 @@ class SRCNN3D(PreUpsamplingNet):
         for conv, relu in zip(body[::2], (True, True, False)):
             init_conv(conv, relu)
         super().__init__(body, scale, hr_floats=2 * 64 + 32 + 2, config={"name": "srcnn3d", "block": block})
+
+    def pass_through_path(self) -> tuple[nn.Conv3d, list[nn.Conv3d], nn.Conv3d]:
+        return self.body[0], [self.body[2]], self.body[4]
 
 
 class DenseUnit(nn.Module):
@@ -100,6 +133,10 @@ class DCSRN(PreUpsamplingNet):
         body = nn.Sequential(nn.Conv3d(1, 2 * growth, 3, padding=1), dense, nn.Conv3d(dense.out_channels, 1, 1))
         super().__init__(body, scale, hr_floats=3 * dense.out_channels,
                          config={"name": "dcsrn", "growth": growth, "units": units, "block": block})
+
+    def pass_through_path(self) -> tuple[nn.Conv3d, list[nn.Conv3d], nn.Conv3d]:
+        # the dense block appends to its input, so channel 0 of the head reaches the last conv
+        return self.body[0], [], self.body[2]
 
 
 class MDCSRNBody(nn.Module):
@@ -133,3 +170,7 @@ class MDCSRN(PreUpsamplingNet):
         super().__init__(body, scale, hr_floats=width * (blocks + 1) + 2 * (width + units * growth),
                          config={"name": "mdcsrn", "growth": growth, "blocks": blocks, "units": units,
                                  "block": block})
+
+    def pass_through_path(self) -> tuple[nn.Conv3d, list[nn.Conv3d], nn.Conv3d]:
+        # the head's output is the first part of the reconstruction's input
+        return self.body.head, [], self.body.reconstruct

@@ -435,3 +435,37 @@ def test_cubic_init_is_closer_to_tricubic_than_linear_init():
     assert errors["cubic"] < 0.5 * errors["linear"]
     with pytest.raises(ModelError):
         create_model("volumenet", depth=2, channels=4).init_as_interpolation("nearest")
+
+
+@pytest.mark.parametrize("name", ["srcnn3d", "dcsrn", "mdcsrn"])
+def test_pre_upsampling_nets_can_start_as_their_upsampler(name):
+    torch.manual_seed(0)
+    model = create_model(name, growth=4) if name != "srcnn3d" else create_model(name)
+    x = torch.rand(1, 1, 7, 8, 6)
+    with torch.no_grad():
+        upsampled = model.upsample(x)
+        if name == "srcnn3d":  # its ReLUs clip the interpolation's undershoot
+            upsampled = upsampled.clamp(min=0)
+        assert (model(x) - upsampled).abs().max() > 1e-2
+        model.init_as_upsampler()
+        torch.testing.assert_close(model(x), upsampled, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["srcnn3d", "dcsrn", "mdcsrn"])
+def test_upsampler_start_opens_the_other_channels_after_one_step(name):
+    torch.manual_seed(0)
+    model = create_model(name, growth=4) if name != "srcnn3d" else create_model(name)
+    model.init_as_upsampler()
+    _, _, last = model.pass_through_path()
+    before = last.weight.detach().clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = (model(torch.rand(2, 1, 6, 6, 6)) - torch.rand(2, 1, 12, 12, 12)).abs().mean()
+    loss.backward()
+    optimizer.step()
+    moved = (last.weight.detach() - before).flatten(1).abs().amax(dim=(0,)) > 0
+    assert moved[1:].all(), "every channel feeding the last convolution must get a gradient at once"
+
+
+def test_tricubic_cannot_start_as_the_identity():
+    with pytest.raises(ModelError):
+        create_model("tricubic").init_as_upsampler()

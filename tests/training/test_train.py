@@ -87,6 +87,16 @@ def test_least_squares_init_starts_above_random_init(data_dir, finished_run, tmp
     assert config["args"]["init"] == "least-squares" and config["args"]["margin"] == 2
 
 
+@pytest.mark.parametrize("init", ["least-squares", "random"])
+def test_baselines_start_at_tricubic_unless_random(init, data_dir, tmp_path):
+    out = tmp_path / init
+    assert main(["--data", str(data_dir), "--out", str(out), "--model", "srcnn3d", "--patch", "8", "--batch", "1",
+                 "--val-tile", "0", "--quiet", "--lr", "1e-12", "--steps-per-epoch", "1", "--max-steps", "1",
+                 "--init", init]) == 0
+    gap = float(rows(out)[0]["val_psnr"]) - json.loads((out / "config.json").read_text())["tricubic_val"]["psnr"]
+    assert abs(gap) < 0.2 if init == "least-squares" else gap < -3, gap
+
+
 def test_training_lowers_the_loss(finished_run):
     losses = [float(r["train_loss"]) for r in rows(finished_run)]
     assert len(losses) == 6
