@@ -4,11 +4,14 @@ PyTorch's CPU ``conv3d`` sends 1×1×1 and 3×1×1 kernels to a slow generic ker
 (``slow_conv3d``), and ParallelNet concatenates feature maps before every branch. Here the
 features live in channels-last layout ``(N, D, H, W, C)`` and
 
-- a 1×1×1 convolution is one matrix product ``x @ Wᵀ + b`` (``F.linear``);
+- a 1×1×1 convolution is one matrix product ``x @ Wᵀ + b``; for inference on the CPU it runs as
+  oneDNN's linear with the bias, a following ReLU and a following sum fused in (about 2× ``F.linear``,
+  whose bias broadcast alone costs a pass over memory);
 - a convolution along one axis (3×1×1, 1×3×1, 1×1×3) is a 2-D convolution on a channels-last
   view that puts that axis in a plane (oneDNN's fast kernels; no copy);
 - the first layer of a branch reads the concatenation ``[F(1,i−1), …, F(i−1,1)]`` through a
   1×1×1 convolution, which is the sum of one matrix product per part: nothing is concatenated;
+- the ReLU closing a block is applied by the block's last convolution (fused where it can be);
 - other convolutions (3×3×3, depthwise) run as ``conv3d`` on channels-last memory (oneDNN); in
   training, a dense 3×3×3 convolution (the fusion) computes its weight gradient as one matrix
   product, several times faster than oneDNN's for 288 → 8 channels;
@@ -47,6 +50,19 @@ def _axis_of(conv: nn.Conv3d) -> int | None:
     return long_axes[0] if plain and len(long_axes) == 1 and conv.padding_mode == "zeros" else None
 
 
+_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _fused_linear(x: torch.Tensor) -> bool:
+    """Whether oneDNN's fused linear can run on ``x``: CPU inference (it has no autograd formula)."""
+    return _ONEDNN_LINEAR and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    """ReLU, in place only without autograd (an in-place op on a view costs an ``as_strided`` backward)."""
+    return torch.relu(x) if torch.is_grad_enabled() else torch.relu_(x)
+
+
 def _pointwise(conv: nn.Conv3d) -> bool:
     plain = conv.groups == 1 and conv.stride == (1, 1, 1) and conv.padding in ((0, 0, 0), "valid", "same")
     return conv.kernel_size == (1, 1, 1) and plain
@@ -81,31 +97,50 @@ class FastConv(nn.Module):
         self.pointwise = _pointwise(conv)
         self.dense = _dense_3x3x3(conv) and conv.bias is not None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, then_relu: bool = False) -> torch.Tensor:
         conv = self.conv
+        if self.pointwise and _fused_linear(x):
+            return torch.ops.mkldnn._linear_pointwise(x, conv.weight.flatten(1), conv.bias,
+                                                       "relu" if then_relu else "none", [], "")
         if self.pointwise:
-            return F.linear(x, conv.weight.flatten(1), conv.bias)
-        if self.axis is not None:
-            return axis_conv(x.contiguous(), conv.weight.flatten(2), conv.bias, self.axis)
-        if self.dense and torch.is_grad_enabled():
-            return _DenseConv.apply(x.contiguous(), conv.weight, conv.bias)
-        y = conv(_as_ncdhw(x).contiguous(memory_format=torch.channels_last_3d))
-        return y.permute(0, 2, 3, 4, 1).contiguous()
+            y = F.linear(x, conv.weight.flatten(1), conv.bias)
+        elif self.axis is not None:
+            y = axis_conv(x.contiguous(), conv.weight.flatten(2), conv.bias, self.axis)
+        elif self.dense and torch.is_grad_enabled():
+            y = _DenseConv.apply(x.contiguous(), conv.weight, conv.bias)
+        else:
+            y = conv(_as_ncdhw(x).contiguous(memory_format=torch.channels_last_3d)).permute(0, 2, 3, 4, 1).contiguous()
+        return relu(y) if then_relu else y
 
-    def split_input(self, x_parts: list[torch.Tensor]) -> torch.Tensor:
-        """This convolution of the channel concatenation of ``x_parts``; a 1×1×1 one sums one matrix
-        product per part instead of concatenating."""
+    def split_input(self, x_parts: list[torch.Tensor], then_relu: bool = False) -> torch.Tensor:
+        """This convolution of the channel concatenation of ``x_parts``: 1×1×1 and, for inference,
+        dense 3×3×3 ones sum one product / convolution per part instead of concatenating."""
+        starts = itertools.accumulate((part.shape[-1] for part in x_parts), initial=0)
+        slices = [slice(a, b) for a, b in itertools.pairwise(starts)]
+        if self.dense and not torch.is_grad_enabled():
+            # one oneDNN convolution per part is faster than concatenating into 288 channels first
+            out = None
+            for part, channels in zip(x_parts, slices):
+                bias = self.conv.bias if out is None else None
+                y = F.conv3d(_as_ncdhw(part), self.conv.weight[:, channels], bias, padding=1)
+                out = y if out is None else out.add_(y)
+            out = out.permute(0, 2, 3, 4, 1).contiguous()
+            return torch.relu_(out) if then_relu else out
         if not self.pointwise:
-            return self(torch.cat(x_parts, dim=-1))
-        matrix = self.conv.weight.flatten(1)
+            return self(torch.cat(x_parts, dim=-1), then_relu)
+        matrices = [self.conv.weight.flatten(1)[:, channels] for channels in slices]
+        if _fused_linear(x_parts[0]):
+            linear = torch.ops.mkldnn._linear_pointwise
+            out = linear(x_parts[0], matrices[0].contiguous(), self.conv.bias, "none", [], "")
+            for part, matrix in zip(x_parts[1:], matrices[1:]):
+                out = linear.binary(part, out, matrix.contiguous(), None, "add")
+            return torch.relu_(out) if then_relu else out
         out = None
-        start = 0
-        for part in x_parts:
-            width = part.shape[-1]
-            product = F.linear(part, matrix[:, start:start + width])
+        for part, matrix in zip(x_parts, matrices):
+            product = F.linear(part, matrix)
             out = product if out is None else out.add_(product)
-            start += width
-        return out if self.conv.bias is None else out.add_(self.conv.bias)
+        out = out if self.conv.bias is None else out.add_(self.conv.bias)
+        return relu(out) if then_relu else out
 
 
 class _DenseConv(torch.autograd.Function):
@@ -173,16 +208,11 @@ class FastBlock(nn.Module):
 
     def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
         first, *rest = self.convs
-        if isinstance(x, list):
-            x = first.split_input(x)
-        else:
-            x = first(x)
-        for conv in rest:
-            x = conv(x)
-        if not self.relu_at_end:
-            return x
-        # in place only without autograd: an in-place op on a view costs an as_strided backward
-        return torch.relu(x) if torch.is_grad_enabled() else torch.relu_(x)
+        last_relu = [False] * (len(self.convs) - 1) + [self.relu_at_end]
+        x = first.split_input(x, last_relu[0]) if isinstance(x, list) else first(x, last_relu[0])
+        for conv, then_relu in zip(rest, last_relu[1:]):
+            x = conv(x, then_relu)
+        return x
 
 
 class FastParallelNet(nn.Module):
