@@ -24,6 +24,7 @@ import numpy as np
 import psutil
 import torch
 
+from ._allocator import reuse_freed_memory
 from .errors import Cancelled, InputError, VolumeNetError
 from .models import SuperResolutionNet
 from .models.fast import accelerate
@@ -102,23 +103,47 @@ def _bytes_per_voxel(model: SuperResolutionNet, precision: str) -> int:
     return model.floats_per_voxel() * (itemsize if precision == "fp32" else itemsize + 2)
 
 
+def _axis_splits(n: int, halo: int) -> list[tuple[int, int, int]]:
+    """Every distinct way to cut an axis of ``n`` LR voxels: ``(cores, core, window)``, fewest cores first."""
+    splits = {}
+    for k in range(1, max(1, n // MIN_TILE) + 1):
+        core = math.ceil(n / k)
+        if core not in splits:
+            splits[core] = (math.ceil(n / core), core, min(n, core + 2 * halo))
+    return list(splits.values())
+
+
 def auto_tile(
     shape: Sequence[int], model: SuperResolutionNet, device: torch.device, precision: str = "fp32",
     budget: int | None = None,
-) -> int:
-    """Largest tile edge (LR voxels) whose window fits the memory budget; 0 when the whole volume fits."""
+) -> tuple[int, int, int]:
+    """Core size per axis (LR voxels) that computes the fewest window voxels within the memory budget.
+
+    The whole volume (``shape``) when it fits; otherwise the cut whose windows fit the budget
+    with the least halo recomputed, so a volume slightly over the budget is split once along
+    one axis rather than into eight nearly volume-sized windows.
+    """
     budget = int(free_memory(device) * MEMORY_FRACTION[device.type]) if budget is None else budget
-    per_voxel = _bytes_per_voxel(model, precision)
-    if math.prod(shape) * per_voxel <= budget:
-        return 0
+    max_window = budget // _bytes_per_voxel(model, precision)
     halo = model.receptive_field
-    edge = int((budget / per_voxel) ** (1 / 3)) - 2 * halo
-    if edge < MIN_TILE:
+    first, second, third = (_axis_splits(n, halo) for n in shape)
+    best: tuple[tuple[int, int], tuple[int, int, int]] | None = None
+    for (k0, c0, w0), (k1, c1, w1) in itertools.product(first, second):
+        room = max_window // (w0 * w1)
+        # along the last axis the recomputed halo only grows with the number of cores: take the fewest that fit
+        fitting = next(((k2, c2, w2) for k2, c2, w2 in third if w2 <= room), None)
+        if fitting is None:
+            continue
+        k2, c2, w2 = fitting
+        cost = (k0 * w0 * k1 * w1 * k2 * w2, k0 * k1 * k2)
+        if best is None or cost < best[0]:
+            best = (cost, (c0, c1, c2))
+    if best is None:
         raise VolumeNetError(
             f"not enough free memory on {device.type} for even a {MIN_TILE}³ tile; close other programs "
             "or choose a smaller model"
         )
-    return edge
+    return best[1]
 
 
 def make_plan(
@@ -133,7 +158,7 @@ def make_plan(
 ) -> Plan:
     """Decide device, precision, tile and batch size for an LR volume of ``shape``.
 
-    ``tile``: ``None`` chooses from free memory, ``0`` runs the whole volume at once, an int or
+    ``tile``: ``None`` chooses from free memory (:func:`auto_tile`), ``0`` runs the whole volume at once, an int or
     three ints give the core size per axis (LR voxels; any size ≥ 1 is exact, even below the halo).
     ``engine``: ``fast`` runs ParallelNet/VolumeNet through :mod:`~napari_volumenet.models.fast`
     (channels-last, no concatenations; same result up to float rounding), ``reference`` runs the
@@ -214,25 +239,26 @@ def upscale_steps(
         if plan.precision != "fp32" else contextlib.nullcontext()
     )
     done = 0
-    for start in range(0, len(pairs), plan.batch_size):
-        batch = pairs[start:start + plan.batch_size]
-        windows = np.stack([volume[window] for _, window in batch]).astype(np.float32, copy=False)
-        if normalization is not None:
-            windows = normalization.apply(windows)
-        with torch.inference_mode(), autocast:
-            try:
-                result = runner(torch.from_numpy(windows)[:, None].to(device)).float()
-            except torch.OutOfMemoryError:
-                raise VolumeNetError(
-                    f"out of memory on {device.type} with {plan.window} voxel windows; pass a smaller --tile"
-                ) from None
-        result = result[:, 0].cpu().numpy()
-        for (core, window), hr in zip(batch, result):
-            target = tuple(slice(c.start * s, c.stop * s) for c, s in zip(core, scale))
-            core_hr = hr[_hr_slices(core, window, scale)]
-            out[target] = core_hr if normalization is None else normalization.invert(core_hr)
-        done += len(batch)
-        yield done, len(pairs)
+    with reuse_freed_memory():
+        for start in range(0, len(pairs), plan.batch_size):
+            batch = pairs[start:start + plan.batch_size]
+            windows = np.stack([volume[window] for _, window in batch]).astype(np.float32, copy=False)
+            if normalization is not None:
+                windows = normalization.apply(windows)
+            with torch.inference_mode(), autocast:
+                try:
+                    result = runner(torch.from_numpy(windows)[:, None].to(device)).float()
+                except torch.OutOfMemoryError:
+                    raise VolumeNetError(
+                        f"out of memory on {device.type} with {plan.window} voxel windows; pass a smaller --tile"
+                    ) from None
+            result = result[:, 0].cpu().numpy()
+            for (core, window), hr in zip(batch, result):
+                target = tuple(slice(c.start * s, c.stop * s) for c, s in zip(core, scale))
+                core_hr = hr[_hr_slices(core, window, scale)]
+                out[target] = core_hr if normalization is None else normalization.invert(core_hr)
+            done += len(batch)
+            yield done, len(pairs)
     return out
 
 

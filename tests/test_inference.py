@@ -1,5 +1,7 @@
 """Exact tiled inference (SPEC §4): tiled == whole volume, bounded memory, progress and cancel."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -102,13 +104,25 @@ def test_working_memory_is_bounded_by_the_tile_not_the_volume():
 def test_auto_tile_respects_the_budget():
     model = create_model("volumenet")
     per_voxel = model.floats_per_voxel() * 4
-    assert auto_tile((20, 20, 20), model, torch.device("cpu"), budget=per_voxel * 20**3) == 0
+    halo = model.receptive_field
+    assert auto_tile((20, 20, 20), model, torch.device("cpu"), budget=per_voxel * 20**3) == (20, 20, 20)
     budget = per_voxel * 40**3
-    tile = auto_tile((200, 200, 200), model, torch.device("cpu"), budget=budget)
-    assert tile >= 8
-    assert (tile + 2 * model.receptive_field) ** 3 * per_voxel <= budget
+    core = auto_tile((200, 200, 200), model, torch.device("cpu"), budget=budget)
+    assert min(core) >= 8
+    assert math.prod(c + 2 * halo for c in core) * per_voxel <= budget
     with pytest.raises(VolumeNetError, match="not enough free memory"):
         auto_tile((200, 200, 200), model, torch.device("cpu"), budget=per_voxel * 10**3)
+
+
+def test_a_volume_just_over_the_budget_is_cut_once_not_into_eight():
+    model = create_model("volumenet")
+    per_voxel = model.floats_per_voxel() * 4
+    shape = (128, 128, 128)
+    plan = make_plan(shape, model, tile=auto_tile(shape, model, torch.device("cpu"), budget=per_voxel * 126**3))
+    assert plan.tiles == 2
+    assert math.prod(plan.window) <= 126**3
+    computed = plan.tiles * math.prod(plan.window)
+    assert computed < 1.4 * math.prod(shape)
 
 
 def test_progress_reports_every_batch(volume):

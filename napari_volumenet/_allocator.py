@@ -1,0 +1,65 @@
+"""Reuse freed CPU memory while a volume is upscaled, instead of asking the kernel for fresh pages.
+
+glibc serves every block above its mmap threshold (32 MiB at most) with a new ``mmap`` and unmaps it
+on ``free``, so each ``(C, D, H, W)`` feature map of a large tile is paid for with one page fault per
+4 KiB the first time it is written. For VolumeNet D9C32 on a 125×125×75 volume that was 5.6 M page
+faults and 40 % of the CPU time, all of it in the kernel. Inside :func:`reuse_freed_memory` large
+blocks come from the heap and freed ones are handed out again (0.8 M faults, 1.5× less CPU time,
+peak memory +25 % from the heap's fragmentation); on exit the usual settings come back and
+``malloc_trim`` returns the free memory to the system, so the process does not keep its peak.
+
+Only the main thread's allocations can be steered this way (glibc gives other threads arenas that
+always map large blocks), and only on Linux with glibc; elsewhere the context does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_DEFAULT_TRIM_THRESHOLD = 128 * 1024
+_DEFAULT_MMAP_MAX = 65536
+_NO_TRIM = 2**31 - 1
+
+
+def _load_glibc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only (musl has no mallopt)
+        libc.mallopt
+        libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_GLIBC = _load_glibc()
+_depth = 0
+
+
+@contextmanager
+def reuse_freed_memory() -> Iterator[None]:
+    """Serve large CPU blocks from the heap and reuse them until the ``with`` block ends (re-entrant)."""
+    global _depth
+    if _GLIBC is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _depth == 0:
+        _GLIBC.mallopt(_M_MMAP_MAX, 0)
+        _GLIBC.mallopt(_M_TRIM_THRESHOLD, _NO_TRIM)
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0:
+            _GLIBC.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+            _GLIBC.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+            _GLIBC.malloc_trim(0)
