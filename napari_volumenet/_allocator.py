@@ -8,6 +8,10 @@ blocks come from the heap and freed ones are handed out again (0.8 M faults, 1.5
 peak memory +25 % from the heap's fragmentation); on exit the usual settings come back and
 ``malloc_trim`` returns the free memory to the system, so the process does not keep its peak.
 
+Only worth it where the same block sizes come back (the fast engine's feature maps): a sequence of
+ever larger blocks, as DenseNet-style concatenations make, cannot reuse what was freed and the heap
+grows by their sum (an mDCSRN evaluation reached 21 GB this way).
+
 Only the main thread's allocations can be steered this way (glibc gives other threads arenas that
 always map large blocks), and only on Linux with glibc; elsewhere the context does nothing.
 """

@@ -238,8 +238,11 @@ def upscale_steps(
         torch.autocast(device.type, dtype=PRECISIONS[plan.precision])
         if plan.precision != "fp32" else contextlib.nullcontext()
     )
+    # the fast twin allocates the same few feature-map sizes for every window, so freed blocks fit the next
+    # ones; the plain forward of the dense baselines concatenates ever wider maps, which a heap cannot reuse
+    reuse = reuse_freed_memory() if runner is not model else contextlib.nullcontext()
     done = 0
-    with reuse_freed_memory():
+    with reuse:
         for start in range(0, len(pairs), plan.batch_size):
             batch = pairs[start:start + plan.batch_size]
             windows = np.stack([volume[window] for _, window in batch]).astype(np.float32, copy=False)

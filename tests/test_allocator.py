@@ -35,7 +35,7 @@ def test_a_freed_block_is_reused_inside_the_context_and_mapped_afresh_outside():
     assert reused < pages // 10 < pages // 2 < fresh
 
 
-def test_upscaling_runs_inside_the_context(monkeypatch):
+def test_the_fast_engine_runs_inside_the_context(monkeypatch):
     entered = []
 
     @contextlib.contextmanager
@@ -45,8 +45,12 @@ def test_upscaling_runs_inside_the_context(monkeypatch):
 
     monkeypatch.setattr(inference, "reuse_freed_memory", recording)
     volume = np.zeros((6, 6, 6), dtype=np.float32)
-    inference.upscale(volume, create_model("tricubic"), device="cpu")
+    inference.upscale(volume, create_model("volumenet", depth=3, channels=4), device="cpu")
     assert entered == [True]
+    for model, engine in ((create_model("volumenet", depth=3, channels=4), "reference"),
+                          (create_model("dcsrn", growth=2, units=2), "fast")):
+        inference.upscale(volume, model, device="cpu", engine=engine)
+    assert entered == [True]  # plain forward passes (growing concatenations) keep glibc's defaults
 
 
 def test_the_context_is_reentrant_and_restores_on_the_outermost_exit():
