@@ -109,7 +109,8 @@ class FastConv(nn.Module):
         elif self.dense and torch.is_grad_enabled():
             y = _DenseConv.apply(x.contiguous(), conv.weight, conv.bias)
         else:
-            y = conv(_as_ncdhw(x).contiguous(memory_format=torch.channels_last_3d)).permute(0, 2, 3, 4, 1).contiguous()
+            y = conv(_as_ncdhw(x).contiguous(memory_format=torch.channels_last_3d))
+            y = y.permute(0, 2, 3, 4, 1).contiguous()
         return relu(y) if then_relu else y
 
     def split_input(self, x_parts: list[torch.Tensor], then_relu: bool = False) -> torch.Tensor:
