@@ -158,8 +158,9 @@ def make_plan(
 ) -> Plan:
     """Decide device, precision, tile and batch size for an LR volume of ``shape``.
 
-    ``tile``: ``None`` chooses from free memory (:func:`auto_tile`), ``0`` runs the whole volume at once, an int or
-    three ints give the core size per axis (LR voxels; any size ≥ 1 is exact, even below the halo).
+    ``tile``: ``None`` chooses from free memory (:func:`auto_tile`), ``0`` runs the whole volume at
+    once, an int or three ints give the core size per axis (LR voxels; any size ≥ 1 is exact, even
+    below the halo).
     ``engine``: ``fast`` runs ParallelNet/VolumeNet through :mod:`~napari_volumenet.models.fast`
     (channels-last, no concatenations; same result up to float rounding), ``reference`` runs the
     plain ``forward``.
@@ -240,7 +241,8 @@ def upscale_steps(
     )
     # the fast twin allocates the same few feature-map sizes for every window, so freed blocks fit the next
     # ones; the plain forward of the dense baselines concatenates ever wider maps, which a heap cannot reuse
-    reuse = reuse_freed_memory() if runner is not model else contextlib.nullcontext()
+    on_cpu_fast = runner is not model and device.type == "cpu"
+    reuse = reuse_freed_memory() if on_cpu_fast else contextlib.nullcontext()
     done = 0
     with reuse:
         for start in range(0, len(pairs), plan.batch_size):
