@@ -36,12 +36,10 @@ def _load_glibc() -> ctypes.CDLL | None:
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.gnu_get_libc_version  # noqa: B018 - glibc only (musl has no mallopt)
-        libc.mallopt
-        libc.malloc_trim
-    except (OSError, AttributeError):
+    except OSError:
         return None
-    return libc
+    glibc = all(hasattr(libc, name) for name in ("gnu_get_libc_version", "mallopt", "malloc_trim"))
+    return libc if glibc else None
 
 
 _GLIBC = _load_glibc()
