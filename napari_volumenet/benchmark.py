@@ -12,10 +12,16 @@ Peak memory:
 - CPU / MPS: the peak resident set size (RSS) of this process above its value just before the
   warm-up, **sampled** by a background thread every ~5 ms with psutil, so a spike shorter than
   that can be missed and the value is a lower bound of the true peak.
+
+Bandwidth roofline (:mod:`napari_volumenet.roofline`): the bytes the network's layers must read
+and write for the whole volume at the run's precision, divided by the memory bandwidth — given,
+or measured as the copy bandwidth of the device — is the shortest time the memory allows;
+``roofline.fraction`` is that time over the measured median.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import threading
@@ -29,6 +35,7 @@ import torch
 
 from .inference import make_plan, upscale
 from .models import count_parameters, create_model
+from .roofline import layer_costs, measure_bandwidth, roofline
 
 DEFAULT_SIZE = (125, 125, 75)
 SAMPLE_INTERVAL_S = 0.005
@@ -71,6 +78,12 @@ class PeakRSS:
         return max(0, self.peak - self.baseline)
 
 
+@functools.cache
+def _device_bandwidth(device: str) -> float:
+    """The copy bandwidth of ``device``, measured once per process."""
+    return measure_bandwidth(device)
+
+
 def benchmark_model(
     name: str,
     size: Sequence[int] = DEFAULT_SIZE,
@@ -82,8 +95,12 @@ def benchmark_model(
     seed: int = 0,
     model_kwargs: dict[str, Any] | None = None,
     engine: str = "fast",
+    bandwidth: float | None = None,
 ) -> dict[str, Any]:
-    """Time one registry model (random weights) on a random LR volume of ``size``; see the module docstring."""
+    """Time one registry model (random weights) on a random LR volume of ``size``; see the module docstring.
+
+    ``bandwidth``: memory bandwidth in bytes/s for the roofline; ``None`` measures the device's.
+    """
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     torch.manual_seed(seed)
@@ -114,6 +131,9 @@ def benchmark_model(
         peak = rss.peak_above_baseline
         memory_kind = f"peak RSS above baseline, sampled every {SAMPLE_INTERVAL_S * 1000:.0f} ms"
     median = statistics.median(times)
+    costs = layer_costs(model, lr.shape, bytes_per_element=4 if plan.precision == "fp32" else 2)
+    measured = bandwidth is None
+    bound = roofline(costs, median, _device_bandwidth(plan.device) if measured else bandwidth)
     hr_voxels = math.prod(lr.shape) * math.prod(model.scale)
     return {
         "model": name,
@@ -128,6 +148,7 @@ def benchmark_model(
         "hr_voxels_per_s": hr_voxels / median if median > 0 else float("inf"),
         "peak_memory_bytes": peak,
         "memory_kind": memory_kind,
+        "roofline": {**bound, "bandwidth_measured": measured},
         "plan": plan.to_dict(),
     }
 
@@ -143,12 +164,13 @@ def run_benchmark(
     seed: int = 0,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     engine: str = "fast",
+    bandwidth: float | None = None,
 ) -> dict[str, Any]:
     """Benchmark every model of ``models``; ``on_result(result)`` is called after each one."""
     results = []
     for name in models:
         result = benchmark_model(name, size, device=device, precision=precision, tile=tile,
-                                 repeats=repeats, seed=seed, engine=engine)
+                                 repeats=repeats, seed=seed, engine=engine, bandwidth=bandwidth)
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -171,7 +193,8 @@ def format_bytes(n: int) -> str:
 
 def format_results(report: dict[str, Any]) -> str:
     """Plain-text table of a :func:`run_benchmark` report."""
-    header = ["model", "#params", "device", "tiles", "median s", "HR Mvox/s", "peak memory"]
+    header = ["model", "#params", "device", "tiles", "median s", "HR Mvox/s", "GFLOP/s", "roofline",
+              "peak memory"]
     rows = [header]
     for r in report["results"]:
         plan = r["plan"]
@@ -182,6 +205,8 @@ def format_results(report: dict[str, Any]) -> str:
             str(plan["tiles"]),
             f"{r['seconds_median']:.3f}",
             f"{r['hr_voxels_per_s'] / 1e6:.2f}",
+            f"{r['roofline']['achieved_flops_per_s'] / 1e9:.1f}",
+            f"{100 * r['roofline']['fraction']:.1f} %",
             format_bytes(r["peak_memory_bytes"]),
         ])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -190,4 +215,9 @@ def format_results(report: dict[str, Any]) -> str:
     size = "×".join(map(str, report["size"]))
     lines.insert(0, f"LR volume {size}, median of {report['repeats']} run(s) after 1 warm-up; {NOTE}.")
     lines.append("peak memory: " + "; ".join(kinds))
+    bandwidths = sorted({(r["roofline"]["bandwidth_bytes_per_s"], r["roofline"]["bandwidth_measured"])
+                         for r in report["results"]})
+    lines.append("roofline: (bytes every layer must read and write ÷ " + "; ".join(
+        f"{b / 1e9:.1f} GB/s ({'measured copy bandwidth' if m else 'given'})" for b, m in bandwidths)
+        + ") ÷ median time")
     return "\n".join(lines)

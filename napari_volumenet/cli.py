@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io as _stdio
+import math
 import os
 import re
 import sys
@@ -80,6 +81,17 @@ def size_arg(text: str) -> tuple[int, int, int]:
 
 def positive_int(text: str) -> int:
     return _int_list(text, "the value", lengths=(1,))[0]
+
+
+def gigabytes_per_s(text: str) -> float:
+    """``--bandwidth 3000`` (GB/s) → 3e12 bytes/s."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GB/s, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of GB/s, got {text!r}")
+    return value * 1e9
 
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -459,7 +471,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print(f"benchmarking {', '.join(args.models)} on a random {shape_text(args.size)} LR volume "
               "(random weights: speed only)...", file=sys.stderr, flush=True)
     report = run_benchmark(args.models, args.size, device=args.device, precision=args.precision,
-                           tile=args.tile, repeats=args.repeats, engine=args.engine)
+                           tile=args.tile, repeats=args.repeats, engine=args.engine, bandwidth=args.bandwidth)
     print(format_results(report))
     if json_path is not None:
         write_json_atomic(json_path, {**report, "version": __version__})
@@ -529,11 +541,14 @@ BENCHMARK_EPILOG = """\
 examples:
   volumenet benchmark
   volumenet benchmark --models volumenet,parallelnet,srcnn3d --size 125,125,75 --repeats 5
-  volumenet benchmark --device cuda --precision fp16 --json bench.json
+  volumenet benchmark --device cuda --precision fp16 --bandwidth 3000 --json bench.json
 
 Random weights and a random volume: speed and memory only, never quality. The time is the
 median over --repeats runs after one warm-up; peak memory is CUDA's max_memory_allocated, or
-on the CPU the peak RSS above the baseline, sampled every ~5 ms.
+on the CPU the peak RSS above the baseline, sampled every ~5 ms. "roofline" is the time the
+bytes every layer must read and write would take at the memory bandwidth (--bandwidth, or the
+device's measured copy bandwidth), as a fraction of the measured time; GFLOP/s counts the
+convolutions' multiply-adds as two operations.
 """
 
 
@@ -627,6 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--repeats", type=positive_int, default=3, metavar="N",
                    help="timed runs after one warm-up (default 3); the median is reported")
+    p.add_argument("--bandwidth", type=gigabytes_per_s, default=None, metavar="GB/S",
+                   help="memory bandwidth for the roofline, e.g. 3000 for 3 TB/s (default: measure the "
+                        "device's copy bandwidth)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the full report as JSON")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("-q", "--quiet", action="store_true", help="only the result table")

@@ -263,13 +263,23 @@ def test_models(capsys, no_bundled):
 def test_benchmark(capsys, tmp_path):
     j = tmp_path / "bench.json"
     code, stdout, stderr = run(capsys, "benchmark", "--models", "volumenet,tricubic", "--size", "8,8,6",
-                               "--repeats", "1", "--device", "cpu", "--json", j)
+                               "--repeats", "1", "--device", "cpu", "--bandwidth", "10", "--json", j)
     assert code == 0, stderr
-    assert "random weights" in stdout and "volumenet" in stdout
+    assert "random weights" in stdout and "volumenet" in stdout and "10.0 GB/s (given)" in stdout
     report = json.loads(j.read_text())
     result = report["results"][0]
     assert result["model"] == "volumenet" and result["seconds_median"] > 0 and result["hr_voxels_per_s"] > 0
     assert result["params"] == 230472 and result["peak_memory_bytes"] >= 0 and "sampled" in result["memory_kind"]
+    bound = result["roofline"]
+    assert bound["bandwidth_bytes_per_s"] == 1e10 and not bound["bandwidth_measured"]
+    assert bound["fraction"] == pytest.approx(bound["bytes"] / 1e10 / result["seconds_median"])
+    assert f"{100 * bound['fraction']:.1f} %" in stdout
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "fast", "nan"])
+def test_benchmark_refuses_a_bad_bandwidth(capsys, value):
+    code, _, stderr = run(capsys, "benchmark", "--bandwidth", value)
+    assert code == 2 and "--bandwidth" in stderr and "GB/s" in stderr
 
 
 def test_version_and_help(capsys):
