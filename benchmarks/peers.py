@@ -91,13 +91,8 @@ def _timed(run: Callable[[], object], repeats: int, device: torch.device) -> dic
     return {"seconds": times, "seconds_median": statistics.median(times), "peak_memory_bytes": peak}
 
 
-def _bf16_native() -> bool:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
-
-
 def contenders(model: ParallelNet, lr: np.ndarray, device: torch.device, monai_roi: int) -> dict[str, Callable]:
-    from napari_volumenet.inference import upscale
+    from napari_volumenet.inference import cpu_has_native_bf16, upscale
 
     scale = model.scale
     plain = PlainParallelNet(model).eval()
@@ -128,7 +123,7 @@ def contenders(model: ParallelNet, lr: np.ndarray, device: torch.device, monai_r
     if device.type == "cuda":
         runs["ours fast fp16"] = lambda: upscale(lr, model, device=dev, precision="fp16", engine="fast")
         runs["ours fast bf16"] = lambda: upscale(lr, model, device=dev, precision="bf16", engine="fast")
-    elif _bf16_native():
+    elif cpu_has_native_bf16():
         runs["ours fast bf16"] = lambda: upscale(lr, model, device=dev, precision="bf16", engine="fast")
     return runs
 

@@ -22,13 +22,14 @@ import re
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .atomic import json_safe, write_json_atomic, write_text_atomic
-from .errors import InputError, ModelError, OutputError, VolumeNetError, WeightsError
+from .errors import InputError, ModelError, OutputError, SlowPathWarning, VolumeNetError, WeightsError
 
 PROG = "volumenet"
 EXIT_ERROR = 2
@@ -663,6 +664,18 @@ def _fail(message: str) -> None:
     print(f"{PROG}: {_one_line(message)}", file=sys.stderr, flush=True)
 
 
+def _one_line_warnings(fallback: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` printing ours as one line of stderr, like errors, others via ``fallback``."""
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, SlowPathWarning):
+            _fail(f"warning: {message}")
+        else:
+            fallback(message, category, *args, **kwargs)
+
+    return show
+
+
 def _use_replacement_characters() -> None:
     """Never crash on printing '→' or '×' to a terminal or pipe that cannot encode them."""
     for stream in (sys.stdout, sys.stderr):
@@ -683,7 +696,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     command: Callable[[argparse.Namespace], int] = args.func
     try:
-        return int(command(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return int(command(args) or 0)
     except VolumeNetError as error:
         if debug:
             traceback.print_exc()

@@ -28,3 +28,7 @@ class ModelError(VolumeNetError):
 
 class Cancelled(VolumeNetError):
     """The user cancelled a long-running operation; no partial result is kept."""
+
+
+class SlowPathWarning(UserWarning):
+    """A requested setting works but runs far slower on this machine than the default would."""

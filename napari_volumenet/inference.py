@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import warnings
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 
@@ -25,7 +26,7 @@ import psutil
 import torch
 
 from ._allocator import reuse_freed_memory
-from .errors import Cancelled, InputError, VolumeNetError
+from .errors import Cancelled, InputError, SlowPathWarning, VolumeNetError
 from .models import SuperResolutionNet
 from .models.fast import accelerate
 from .ops.normalize import Normalization
@@ -78,14 +79,28 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX-512 BF16 or AMX); without, bf16 is emulated."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` → fp16 on CUDA, fp32 elsewhere; refuses combinations the device cannot run."""
+    """``auto`` → fp16 on CUDA, fp32 elsewhere; refuses combinations the device cannot run.
+
+    Warns (:class:`SlowPathWarning`) for bf16 on a CPU without native bf16, which runs it ~100× slower.
+    """
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if precision not in PRECISIONS:
         raise VolumeNetError(f"unknown precision {precision!r}; choose one of auto, {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type == "cpu":
         raise VolumeNetError("fp16 is not supported on the CPU; use --precision bf16 or fp32")
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        warnings.warn("this CPU has no native bf16 instructions, so bf16 runs about 100× slower than fp32 here; "
+                      "fp32 (the default on the CPU) is faster and loses nothing", SlowPathWarning, stacklevel=2)
     return precision
 
 

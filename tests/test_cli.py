@@ -128,6 +128,17 @@ def test_upscale_one_file(capsys, tmp_path, scan, weights):
     np.testing.assert_allclose(np.asarray(img.dataobj), expected, rtol=1e-6, atol=1e-4)
 
 
+def test_a_slow_setting_is_one_warning_line_and_the_run_goes_on(capsys, tmp_path, scan, weights, monkeypatch):
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
+    out = tmp_path / "o.nii.gz"
+    code, _, stderr = run(capsys, "upscale", scan, "-o", out, "--weights", weights, "--device", "cpu",
+                          "--precision", "bf16", "--quiet")
+    assert code == 0 and out.exists()
+    warning_lines = [line for line in stderr.splitlines() if "warning" in line.lower()]
+    assert len(warning_lines) == 1 and warning_lines[0].startswith("volumenet: warning: this CPU has no native bf16")
+    assert "Traceback" not in stderr and ".py:" not in stderr
+
+
 def test_upscale_tiled_equals_whole(capsys, tmp_path, weights):
     src = write_nifti(tmp_path / "v.nii.gz", make_volume((11, 9, 8), seed=3))
     whole, tiled = tmp_path / "whole.nii.gz", tmp_path / "tiled.nii.gz"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_volumenet.errors import Cancelled, VolumeNetError
+from napari_volumenet import inference
+from napari_volumenet.errors import Cancelled, SlowPathWarning, VolumeNetError
 from napari_volumenet.inference import auto_tile, make_plan, tile_windows, upscale, upscale_steps
 from napari_volumenet.models import create_model
 
@@ -156,12 +157,23 @@ def test_generator_can_be_driven_step_by_step(volume):
     assert np.array_equal(result, upscale(volume, model, tile=0))
 
 
-def test_bf16_on_cpu_is_close_to_fp32(volume):
+def test_bf16_on_cpu_is_close_to_fp32(volume, monkeypatch):
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
     model = _model("volumenet")
     fp32 = upscale(volume, model, tile=0, precision="fp32")
     bf16 = upscale(volume, model, tile=0, precision="bf16")
     assert bf16.dtype == np.float32
     assert np.abs(bf16 - fp32).max() < 0.05 * (np.abs(fp32).max() + 1)
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns_that_it_is_slow(monkeypatch, recwarn):
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(SlowPathWarning, match="no native bf16"):
+        make_plan((8, 8, 8), _model("volumenet"), device="cpu", precision="bf16")
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    make_plan((8, 8, 8), _model("volumenet"), device="cpu", precision="bf16")
+    make_plan((8, 8, 8), _model("volumenet"), device="cpu", precision="fp32")
+    assert not [w for w in recwarn if issubclass(w.category, SlowPathWarning)]
 
 
 @pytest.mark.parametrize(
