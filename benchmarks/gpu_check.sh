@@ -2,7 +2,7 @@
 # Every GPU measurement of the performance issue in one call of a GPU machine (about 6 minutes on an H100):
 #   the CUDA tests; `volumenet benchmark` of VolumeNet D9C32 and ParallelNet D5C32 in fp16, bf16 and fp32
 #   with the bandwidth roofline at 3 TB/s; the PSNR change of each precision on the bundled sample with the
-#   bundled weights; and benchmarks/peers.py on CUDA with a 64³ → 192³ LR sweep (the plain peer needs ~55 GB at 192³).
+#   bundled weights; and benchmarks/peers.py on CUDA with its 32³ → 256³ LR size sweep.
 # Results go to $OUT (or ./gpu-results). Needs PyTorch with CUDA and nibabel importable (monai for peer (b));
 # on a machine without internet, carry their wheels and put them on PYTHONPATH first (benchmarks/README.md).
 set -uo pipefail
@@ -22,5 +22,5 @@ for precision in fp32 fp16 bf16; do
     vn evaluate sample_data/mni152_t1_hr.nii.gz --device cuda --precision "$precision" -q \
         --json "$out/precision-$precision.json" | tee -a "$out/precision.txt"
 done
-python3 benchmarks/peers.py --device cuda --repeats 5 --sweep 64,96,128,192 --json "$out/peers.json" \
+python3 benchmarks/peers.py --device cuda --repeats 5 --json "$out/peers.json" \
     --plot "$out/peers.png" 2>&1 | tee "$out/peers.txt"

@@ -18,9 +18,10 @@ Every contender upscales the same random LR volume ×2 with the same random-weig
 Each contender runs in a fresh process (so one's cached memory does not hide the next one's
 peak); its timing is the median of ``--repeats`` runs after a warm-up, its peak memory the peak
 RSS above the process's baseline after imports (CPU, sampled every 5 ms) or CUDA
-``max_memory_allocated``. The size sweep
-times ``ours fast`` and ``plain eager`` against the volume size. Ratios are what to compare:
-these machines are shared and absolute times drift between runs.
+``max_memory_allocated``. The size sweep times ``ours fast`` and ``plain eager`` against the volume
+size; where the plain peer's peak, extrapolated from the size before, would exceed 80 % of the free
+memory, it is skipped and listed. Ratios are what to compare: these machines are shared and absolute
+times drift between runs.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 from scipy import ndimage
 from torch import nn
@@ -46,6 +48,9 @@ from napari_volumenet.benchmark import PeakRSS
 from napari_volumenet.models import create_model
 from napari_volumenet.models.parallelnet import ParallelNet
 from napari_volumenet.ops.voxel_shuffle import voxel_shuffle
+
+UNBOUNDED = {"plain eager"}  # whole-volume peers: skipped in the sweep where they would not fit in memory
+SWEEP_MEMORY_FRACTION = 0.8
 
 
 class PlainParallelNet(nn.Module):
@@ -158,6 +163,18 @@ def training_throughput(model: ParallelNet, device: torch.device, steps: int, ba
     return result
 
 
+def _available_memory(device: torch.device) -> int:
+    return int(torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else psutil.virtual_memory().available
+
+
+def _extrapolated_peak(smaller: list[dict], edge: int) -> int:
+    """Peak memory at ``edge``³ if it grows with the voxel count from the largest of ``smaller`` (0 if none)."""
+    if not smaller:
+        return 0
+    last = smaller[-1]
+    return int(last["peak_memory_bytes"] * math.prod(2 * edge / n for n in last["hr_shape"]))
+
+
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -184,7 +201,8 @@ def plot(report: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="125,125,75", help="LR shape of the main comparison (default 125,125,75)")
-    parser.add_argument("--sweep", default="32,64,96,128", help="cube edges (LR) of the size sweep; '' for none")
+    parser.add_argument("--sweep", default="32,64,96,128,192,256",
+                        help="cube edges (LR) of the size sweep; '' for none")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=10, help="timed training steps per engine (0: skip)")
     parser.add_argument("--device", default="cpu")
@@ -224,9 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {r["contender"]: r["seconds_median"] for r in comparison}
     ratios = {name: by_name[name] / by_name["ours fast"] for name in by_name}
 
-    sweep = []
+    sweep, skipped = [], []
     for edge in [int(e) for e in args.sweep.split(",") if e.strip()]:
         for name in ("plain eager", "ours fast"):
+            need = _extrapolated_peak([r for r in sweep if r["contender"] == name], edge)
+            if name in UNBOUNDED and need > SWEEP_MEMORY_FRACTION * _available_memory(device):
+                skipped.append({"contender": name, "hr_shape": [2 * edge] * 3, "estimated_peak_bytes": need})
+                print(f"  sweep {edge}³ {name:12s} skipped: needs ~{need / 2**30:.0f} GiB "
+                      "(extrapolated from the size before)", file=sys.stderr)
+                continue
             row = {**measure(name, (edge,) * 3, 1), "hr_shape": [2 * edge] * 3}
             sweep.append(row)
             print(f"  sweep {edge}³ {name:12s} {row['seconds_median']:8.2f} s "
@@ -241,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         "comparison": comparison,
         "time_relative_to_ours_fast": ratios,
         "sweep": sweep,
+        "sweep_skipped": skipped,
         "training_patches_per_s": training,
     }
     print(json.dumps({"ratios": ratios, "training_patches_per_s": training}, indent=2))
