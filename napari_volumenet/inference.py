@@ -258,8 +258,9 @@ def upscale_steps(
     # ones; the plain forward of the dense baselines concatenates ever wider maps, which a heap cannot reuse
     on_cpu_fast = runner is not model and device.type == "cpu"
     reuse = reuse_freed_memory() if on_cpu_fast else contextlib.nullcontext()
+    autotune = _cudnn_autotune() if device.type == "cuda" else contextlib.nullcontext()
     done = 0
-    with reuse:
+    with reuse, autotune:
         for start in range(0, len(pairs), plan.batch_size):
             batch = pairs[start:start + plan.batch_size]
             windows = np.stack([volume[window] for _, window in batch]).astype(np.float32, copy=False)
@@ -280,6 +281,17 @@ def upscale_steps(
             done += len(batch)
             yield done, len(pairs)
     return out
+
+
+@contextlib.contextmanager
+def _cudnn_autotune() -> Generator[None, None, None]:
+    """Let cuDNN time its convolution algorithms once and keep the fastest: every window has one shape."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def upscale(

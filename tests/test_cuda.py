@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from napari_volumenet.benchmark import benchmark_model
-from napari_volumenet.inference import upscale
+from napari_volumenet.inference import upscale, upscale_steps
 from napari_volumenet.models import create_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -48,3 +48,14 @@ def test_benchmark_on_cuda_reports_its_memory_and_roofline():
                              bandwidth=3e12)
     assert result["memory_kind"] == "cuda max_memory_allocated" and result["peak_memory_bytes"] > 0
     assert result["plan"]["precision"] == "fp16" and 0 < result["roofline"]["fraction"] < 1
+
+
+def test_cudnn_autotunes_while_a_volume_is_upscaled_and_is_restored_after(volume, monkeypatch):
+    model = create_model("volumenet", **TINY["volumenet"])
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    steps = upscale_steps(volume, model, tile=(9, 9, 9), device="cuda", precision="fp16")
+    next(steps)
+    assert torch.backends.cudnn.benchmark
+    for _ in steps:
+        pass
+    assert not torch.backends.cudnn.benchmark
