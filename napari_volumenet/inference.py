@@ -80,7 +80,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX-512 BF16 or AMX); without, bf16 is emulated."""
+    """Whether oneDNN has bf16 kernels for this CPU (AVX-512 and newer); else bf16 runs on slow generic code."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

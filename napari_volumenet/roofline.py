@@ -81,7 +81,7 @@ def layer_costs(
 
 
 def measure_bandwidth(device: str | torch.device = "cpu", nbytes: int = 1 << 28, repeats: int = 5) -> float:
-    """Copy bandwidth of ``device`` in bytes/s: best of ``repeats`` copies of an ``nbytes`` buffer (read + write)."""
+    """Copy bandwidth of ``device`` in bytes/s: the best of ``repeats`` copies of ``nbytes`` (read + write)."""
     dev = torch.device(device)
     src = torch.ones(nbytes // 4, dtype=torch.float32, device=dev)
     dst = torch.empty_like(src)
