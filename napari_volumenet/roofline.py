@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .models.base import SuperResolutionNet
 from .ops.interpolate import TricubicUpsample
 
 
@@ -45,10 +44,8 @@ def _conv_flops(conv: nn.Conv3d, out: torch.Tensor) -> int:
     return 2 * out.numel() * (conv.in_channels // conv.groups) * math.prod(conv.kernel_size)
 
 
-def layer_costs(
-    model: SuperResolutionNet, lr_shape: Sequence[int], bytes_per_element: int = 4
-) -> list[LayerCost]:
-    """Per-layer traffic and arithmetic of ``model`` on one ``(D, H, W)`` LR volume, in forward order.
+def layer_costs(model: nn.Module, lr_shape: Sequence[int], bytes_per_element: int = 4) -> list[LayerCost]:
+    """Per-layer traffic and arithmetic of ``model`` on one ``(1, 1, D, H, W)`` LR volume, in forward order.
 
     Counted layers: every ``Conv3d`` (input + weights + bias read, output written, ``2·k³·C_in/g``
     FLOPs per output value) and every tricubic upsampling (input read, output written); the
