@@ -14,7 +14,8 @@ vn() { python3 -m napari_volumenet "$@"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" \
     | tee -a "$out/gpu.txt"
-python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_roofline.py 2>&1 | tail -3 | tee "$out/tests.txt"
+python3 -m pytest -q -p no:cacheprovider tests/test_inference.py tests/test_roofline.py -k "cuda or roofline" 2>&1 | tail -3 \
+    | tee "$out/tests.txt"
 for precision in fp16 bf16 fp32; do
     vn benchmark --device cuda --precision "$precision" --models volumenet,parallelnet --repeats 5 \
         --bandwidth 3000 --json "$out/benchmark-$precision.json" -q | tee -a "$out/benchmark.txt"

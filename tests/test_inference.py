@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from napari_volumenet import inference
+from napari_volumenet.benchmark import benchmark_model
 from napari_volumenet.errors import Cancelled, SlowPathWarning, VolumeNetError
 from napari_volumenet.inference import auto_tile, make_plan, tile_windows, upscale, upscale_steps
 from napari_volumenet.models import create_model
@@ -194,3 +195,49 @@ def test_bad_options_are_refused(options, message):
 def test_cuda_requested_without_gpu():
     with pytest.raises(VolumeNetError, match="no CUDA GPU"):
         make_plan((10, 10, 10), _model("tricubic"), device="cuda")
+
+
+# ----------------------------------------------------------------------------- CUDA (skipped without a GPU;
+# benchmarks/gpu_check.sh runs them on a GPU machine)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", ["volumenet", "parallelnet", "mdcsrn"])
+def test_cuda_tiled_equals_the_whole_volume_and_the_cpu(volume, name):
+    model = _model(name)
+    cpu = upscale(volume, model, tile=0, device="cpu", precision="fp32")
+    whole = upscale(volume, model, tile=0, device="cuda", precision="fp32")
+    tiled = upscale(volume, model, tile=(5, 3, 7), batch_size=4, device="cuda", precision="fp32")
+    assert np.abs(tiled - whole).max() < 1e-4
+    assert np.abs(whole - cpu).max() < 1e-2 * (np.abs(cpu).max() + 1)  # TF32 convolutions allowed
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_cuda_half_precision_stays_close_to_fp32(volume, precision):
+    model = _model("volumenet")
+    fp32 = upscale(volume, model, tile=0, device="cuda", precision="fp32")
+    half = upscale(volume, model, tile=(9, 9, 9), device="cuda", precision=precision)
+    assert half.dtype == np.float32
+    assert np.abs(half - fp32).max() < 0.05 * (np.abs(fp32).max() + 1)
+
+
+@needs_cuda
+def test_cuda_benchmark_reports_its_memory_and_roofline():
+    result = benchmark_model("volumenet", (16, 16, 16), device="cuda", precision="fp16", repeats=1,
+                             bandwidth=3e12)
+    assert result["memory_kind"] == "cuda max_memory_allocated" and result["peak_memory_bytes"] > 0
+    assert result["plan"]["precision"] == "fp16" and 0 < result["roofline"]["fraction"] < 1
+
+
+@needs_cuda
+def test_cuda_autotunes_while_a_volume_is_upscaled_and_restores_the_setting_after(volume, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    steps = upscale_steps(volume, _model("volumenet"), tile=(9, 9, 9), device="cuda", precision="fp16")
+    next(steps)
+    assert torch.backends.cudnn.benchmark
+    for _ in steps:
+        pass
+    assert not torch.backends.cudnn.benchmark
