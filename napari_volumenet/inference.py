@@ -118,13 +118,18 @@ def _bytes_per_voxel(model: SuperResolutionNet, precision: str) -> int:
     return model.floats_per_voxel() * (itemsize if precision == "fp32" else itemsize + 2)
 
 
+def _window_length(n: int, core: int, halo: int) -> int:
+    """LR voxels one window spans along an axis of ``n``: its core and a halo each side, within the volume."""
+    return min(n, core + 2 * halo)
+
+
 def _axis_splits(n: int, halo: int) -> list[tuple[int, int, int]]:
     """Every distinct way to cut an axis of ``n`` LR voxels: ``(cores, core, window)``, fewest cores first."""
     splits = {}
     for k in range(1, max(1, n // MIN_TILE) + 1):
         core = math.ceil(n / k)
         if core not in splits:
-            splits[core] = (math.ceil(n / core), core, min(n, core + 2 * halo))
+            splits[core] = (math.ceil(n / core), core, _window_length(n, core, halo))
     return list(splits.values())
 
 
@@ -192,7 +197,7 @@ def make_plan(
     if len(tiles3) != 3 or any(int(t) < 0 for t in tiles3):
         raise VolumeNetError(f"tile must be 0 (whole volume) or a positive number of voxels, got {tile!r}")
     core = tuple(n if t == 0 else min(int(t), n) for t, n in zip(tiles3, shape))
-    window = tuple(min(n, c + 2 * halo) for c, n in zip(core, shape))
+    window = tuple(_window_length(n, c, halo) for c, n in zip(core, shape))
     count = math.prod(math.ceil(n / c) for n, c in zip(shape, core))
     if batch_size is None:
         budget = int(free_memory(dev) * MEMORY_FRACTION[dev.type])
