@@ -6,7 +6,9 @@ on ``free``, so each ``(C, D, H, W)`` feature map of a large tile is paid for wi
 faults and 40 % of the CPU time, all of it in the kernel. Inside :func:`reuse_freed_memory` large
 blocks come from the heap and freed ones are handed out again (0.8 M faults, 1.5× less CPU time,
 peak memory +25 % from the heap's fragmentation); on exit the usual settings come back and
-``malloc_trim`` returns the free memory to the system, so the process does not keep its peak.
+:func:`trim_heap` returns the free memory to the system, so the process does not keep its peak.
+The settings are process-wide, so hold the context only while computing: a generator keeps it
+per step and trims once at its end (``trim=False``, then :func:`trim_heap`).
 
 Only worth it where the same block sizes come back (the fast engine's feature maps): a sequence of
 ever larger blocks, as DenseNet-style concatenations make, cannot reuse what was freed and the heap
@@ -46,9 +48,18 @@ _GLIBC = _load_glibc()
 _depth = 0
 
 
+def trim_heap() -> None:
+    """Return the heap's free memory to the system (glibc's ``malloc_trim``; elsewhere nothing)."""
+    if _GLIBC is not None:
+        _GLIBC.malloc_trim(0)
+
+
 @contextmanager
-def reuse_freed_memory() -> Iterator[None]:
-    """Serve large CPU blocks from the heap and reuse them until the ``with`` block ends (re-entrant)."""
+def reuse_freed_memory(*, trim: bool = True) -> Iterator[None]:
+    """Serve large CPU blocks from the heap and reuse them until the ``with`` block ends (re-entrant).
+
+    On the outermost exit glibc's settings come back and, with ``trim``, the free memory is returned.
+    """
     global _depth
     if _GLIBC is None or threading.current_thread() is not threading.main_thread():
         yield
@@ -64,4 +75,5 @@ def reuse_freed_memory() -> Iterator[None]:
         if _depth == 0:
             _GLIBC.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
             _GLIBC.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
-            _GLIBC.malloc_trim(0)
+            if trim:
+                trim_heap()

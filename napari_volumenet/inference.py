@@ -15,6 +15,7 @@ a GUI worker.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import warnings
@@ -25,7 +26,7 @@ import numpy as np
 import psutil
 import torch
 
-from ._allocator import reuse_freed_memory
+from ._allocator import reuse_freed_memory, trim_heap
 from .errors import Cancelled, InputError, SlowPathWarning, VolumeNetError
 from .models import SuperResolutionNet
 from .models.fast import accelerate
@@ -262,29 +263,34 @@ def upscale_steps(
     # the fast twin allocates the same few feature-map sizes for every window, so freed blocks fit the next
     # ones; the plain forward of the dense baselines concatenates ever wider maps, which a heap cannot reuse
     on_cpu_fast = runner is not model and device.type == "cpu"
-    reuse = reuse_freed_memory() if on_cpu_fast else contextlib.nullcontext()
-    autotune = _cudnn_autotune() if device.type == "cuda" else contextlib.nullcontext()
+    reuse = functools.partial(reuse_freed_memory, trim=False) if on_cpu_fast else contextlib.nullcontext
+    autotune = _cudnn_autotune if device.type == "cuda" else contextlib.nullcontext
     done = 0
-    with reuse, autotune:
+    try:
         for start in range(0, len(pairs), plan.batch_size):
             batch = pairs[start:start + plan.batch_size]
             windows = np.stack([volume[window] for _, window in batch]).astype(np.float32, copy=False)
             if normalization is not None:
                 windows = normalization.apply(windows)
-            with torch.inference_mode(), autocast:
+            # entered per batch, never held across a yield: a paused or abandoned generator leaves
+            # glibc's process-wide settings and cuDNN's flag as they were
+            with reuse(), autotune(), torch.inference_mode(), autocast:
                 try:
                     result = runner(torch.from_numpy(windows)[:, None].to(device)).float()
                 except torch.OutOfMemoryError:
                     raise VolumeNetError(
                         f"out of memory on {device.type} with {plan.window} voxel windows; pass a smaller --tile"
                     ) from None
-            result = result[:, 0].cpu().numpy()
+                result = result[:, 0].cpu().numpy()
             for (core, window), hr in zip(batch, result):
                 target = tuple(slice(c.start * s, c.stop * s) for c, s in zip(core, scale))
                 core_hr = hr[_hr_slices(core, window, scale)]
                 out[target] = core_hr if normalization is None else normalization.invert(core_hr)
             done += len(batch)
             yield done, len(pairs)
+    finally:
+        if on_cpu_fast:
+            trim_heap()
     return out
 
 
