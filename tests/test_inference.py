@@ -233,11 +233,17 @@ def test_cuda_benchmark_reports_its_memory_and_roofline():
 
 
 @needs_cuda
-def test_cuda_autotunes_while_a_volume_is_upscaled_and_restores_the_setting_after(volume, monkeypatch):
+def test_cuda_autotunes_while_a_batch_is_computed_and_restores_the_setting_between_and_after(volume, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    steps = upscale_steps(volume, _model("volumenet"), tile=(9, 9, 9), device="cuda", precision="fp16")
+    model = _model("volumenet")
+    during = []
+    model.register_forward_pre_hook(lambda module, args: during.append(torch.backends.cudnn.benchmark))
+    steps = upscale_steps(volume, model, tile=(9, 9, 9), device="cuda", precision="fp16", engine="reference",
+                          batch_size=1)
     next(steps)
-    assert torch.backends.cudnn.benchmark
+    assert during == [True]
+    assert not torch.backends.cudnn.benchmark  # not held while the generator waits at a yield
     for _ in steps:
         pass
+    assert len(during) > 1 and all(during)
     assert not torch.backends.cudnn.benchmark
