@@ -21,7 +21,7 @@ for precision in fp16 bf16 fp32; do
         --bandwidth 3000 --json "$out/benchmark-$precision.json" -q | tee -a "$out/benchmark.txt"
 done
 for precision in fp32 fp16 bf16; do
-    vn evaluate sample_data/mni152_t1_hr.nii.gz --device cuda --precision "$precision" -q \
+    vn evaluate napari_volumenet/sample_data/mni152_t1_hr.nii.gz --device cuda --precision "$precision" -q \
         --json "$out/precision-$precision.json" | tee -a "$out/precision.txt"
 done
 python3 benchmarks/peers.py --device cuda --repeats 5 --json "$out/peers.json" \

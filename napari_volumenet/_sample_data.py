@@ -1,8 +1,9 @@
 """Sample data for napari's File > Open Sample: HR/LR pairs ready for the super-resolution widget.
 
 - **MNI152 T1** (real MRI): a 1 mm crop of the ICBM 2009a nonlinear symmetric T1 template and its
-  ×2 LR simulation (:func:`napari_volumenet.ops.degrade.degrade`), read from ``sample_data/``
-  (made by ``sample_data/make_samples.py``; provenance and licence in ``sample_data/PROVENANCE.md``).
+  ×2 LR simulation (:func:`napari_volumenet.ops.degrade.degrade`), installed with the package in
+  ``napari_volumenet/sample_data/`` with their licence notice and provenance (made by the source
+  repository's ``sample_data/make_samples.py``).
 - **Phantom** (synthetic, generated when opened): nested ellipsoids with bright dots and bars whose
   period runs from 8 down to 2.5 voxels, so that part of it is finer than what the LR grid can hold.
 
@@ -13,25 +14,28 @@ LR layer is the widget's input and the HR layer its ground truth.
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 
 from ._reader import LayerData, volume_layer_data
 from .errors import InputError
 
-SAMPLE_DIRS = (Path(__file__).resolve().parent / "sample_data", Path(__file__).resolve().parents[1] / "sample_data")
-"""Where the MRI sample files are looked for: inside the package (wheels), then the source checkout."""
+SAMPLE_DIRS = (Path(__file__).resolve().parent / "sample_data",)
+"""Where the MRI sample files are looked for: inside the installed package."""
 MRI_HR = "mni152_t1_hr.nii.gz"
 MRI_LR = "mni152_t1_lr_x2.nii.gz"
 SAMPLE_SCALE = (2, 2, 2)
 
 
 def sample_path(name: str) -> Path:
+    """Path of the installed sample file ``name``; :class:`InputError` if the installation lacks it."""
     for folder in SAMPLE_DIRS:
         if (folder / name).is_file():
             return folder / name
     raise InputError(
-        f"The sample file {name} is missing (looked in {', '.join(str(d) for d in SAMPLE_DIRS)}); it ships "
-        "with the source checkout (run `python sample_data/make_samples.py` to rebuild it)."
+        f"The sample file {name} is missing from this installation (looked in "
+        f"{', '.join(str(d) for d in SAMPLE_DIRS)}); reinstall napari-volumenet, or in a source checkout "
+        "rebuild it with sample_data/make_samples.py."
     )
 
 

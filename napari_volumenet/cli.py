@@ -432,15 +432,28 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("Bundled weights: no bundled weights yet (train with volumenet-train, then pass --weights FILE).")
         return 0
     print("Bundled weights (use the name with --weights, or with --models in evaluate):")
-    table = [["name", "model", "modality", "scale", "val PSNR", "default"]]
+    table = [["name", "model", "modality", "scale", "val PSNR", "default", "use"]]
     for w in bundled:
         val = _bundled_val_psnr(w)
-        table.append([w.name, w.model, w.modality, scale_suffix(w.scale), val, "yes" if w.default else ""])
+        table.append([w.name, w.model, w.modality, scale_suffix(w.scale), val, "yes" if w.default else "",
+                      w.use or "not recorded"])
     print(_columns(table))
     for w in bundled:
-        if w.data or w.licence:
-            print(f"  {w.name}: {w.description}; trained on {w.data or 'unrecorded data'}; {w.licence or 'licence not recorded'}")
+        print(f"  {w.name}: {w.description}; trained on {w.data or 'unrecorded data'}")
+        print(f"    terms: {w.terms}")
+    _print_sample_paths()
     return 0
+
+
+def _print_sample_paths() -> None:
+    """Where the installed MRI sample lies (to try ``volumenet upscale`` on)."""
+    from ._sample_data import MRI_HR, MRI_LR, SAMPLE_DIRS
+
+    folder = SAMPLE_DIRS[0]
+    if (folder / MRI_LR).is_file():
+        print()
+        print(f"MRI sample (MNI152 T1, licence notice beside it): {folder / MRI_LR} (LR ×2), "
+              f"{folder / MRI_HR} (HR)")
 
 
 def _bundled_val_psnr(bundled: Any) -> str:

@@ -3,7 +3,7 @@ name it in ``bundled.json`` (the registry ``volumenet models`` and the plugin re
 
     python -m src_training.bundle runs/vn9_mri/best.pt --name volumenet-d9c32-mri-x2 --default \\
         --description "VolumeNet D9C32, T1 MRI ×2" --data "OASIS-1 (28) + IXI (52) T1" \\
-        --licence "trained on OASIS (CC BY-NC 3.0) and IXI (CC BY-SA 3.0) data"
+        --licence "trained on OASIS (CC BY-NC 3.0) and IXI (CC BY-SA 3.0) data" --use "non-commercial use only"
 
 The copy keeps the weights and the metadata but drops machine-specific paths from the training
 summary (file names, counts, hashes and settings stay). An entry with the same name is replaced;
@@ -39,8 +39,11 @@ def portable_payload(payload: dict) -> dict:
     return {**payload, "metadata": {**payload["metadata"], "training": training}}
 
 
-def bundle(source: Path, name: str, description: str, data: str, licence: str, default: bool) -> dict:
-    """Copy ``source`` to ``weights/<name>.pt`` and add (or replace) its ``bundled.json`` entry."""
+def bundle(source: Path, name: str, description: str, data: str, licence: str, default: bool,
+           *, use: str = "") -> dict:
+    """Copy ``source`` to ``weights/<name>.pt`` and add (or replace) its ``bundled.json`` entry.
+
+    ``use`` says in a few words who may use the weights (``volumenet models`` and the widget show it)."""
     payload = read_weights_file(source)
     meta = payload["metadata"]
     target = BUNDLED_DIR / f"{name}.pt"
@@ -51,6 +54,7 @@ def bundle(source: Path, name: str, description: str, data: str, licence: str, d
         "name": name, "file": target.name, "model": meta["model"], "modality": meta["modality"],
         "scale": list(meta["scale"]), "description": description, "default": default, "licence": licence,
         "data": data, "val_psnr": meta.get("val_psnr"), "tricubic_val_psnr": training.get("tricubic_val_psnr"),
+        "use": use,
     }
     entries = json.loads(BUNDLED_REGISTRY.read_text()) if BUNDLED_REGISTRY.is_file() else []
     entries = [e for e in entries if e["name"] != name]
@@ -73,10 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--description", required=True)
     parser.add_argument("--data", required=True, help="what it was trained on, in a few words")
     parser.add_argument("--licence", required=True, help="the licence terms the training data impose")
+    parser.add_argument("--use", default="",
+                        help="who may use the weights, in a few words, e.g. 'non-commercial use only'")
     parser.add_argument("--default", action="store_true", help="the default for its model, modality and scale")
     args = parser.parse_args(argv)
     try:
-        entry = bundle(args.weights, args.name, args.description, args.data, args.licence, args.default)
+        entry = bundle(args.weights, args.name, args.description, args.data, args.licence, args.default,
+                       use=args.use)
     except VolumeNetError as error:
         print(f"bundle: error: {error}", file=sys.stderr)
         return 2

@@ -271,6 +271,20 @@ def test_models(capsys, no_bundled):
     assert "0.230 M" in stdout and "no bundled weights yet" in stdout
 
 
+def test_models_shows_the_terms_of_use_of_bundled_weights_and_the_sample(capsys):
+    from napari_volumenet.weights import licence_notice, list_bundled
+
+    code, stdout, _ = run(capsys, "models")
+    assert code == 0
+    mri = next(w for w in list_bundled() if w.modality == "mri" and w.default)
+    row = next(line for line in stdout.splitlines() if line.startswith(mri.name))
+    assert row.rstrip().endswith("non-commercial use only")
+    assert f"terms: non-commercial use only; {mri.licence}" in stdout
+    assert "mni152_t1_lr_x2.nii.gz" in stdout
+    assert licence_notice(mri.path).startswith(f"{mri.name}: non-commercial use only")
+    assert licence_notice(__file__) is None
+
+
 def test_benchmark(capsys, tmp_path):
     j = tmp_path / "bench.json"
     code, stdout, stderr = run(capsys, "benchmark", "--models", "volumenet,tricubic", "--size", "8,8,6",

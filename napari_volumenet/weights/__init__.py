@@ -154,10 +154,17 @@ class BundledWeights:
     data: str = ""
     val_psnr: float | None = None
     tricubic_val_psnr: float | None = None
+    use: str = ""
+    """Who may use the weights, in a few words (e.g. "non-commercial use only")."""
 
     @property
     def path(self) -> Path:
         return BUNDLED_DIR / self.file
+
+    @property
+    def terms(self) -> str:
+        """One line for users choosing weights: who may use them, and the training data's licences."""
+        return "; ".join(part for part in (self.use, self.licence) if part) or "terms of use not recorded"
 
 
 def list_bundled() -> list[BundledWeights]:
@@ -166,6 +173,22 @@ def list_bundled() -> list[BundledWeights]:
         return []
     entries = json.loads(BUNDLED_REGISTRY.read_text())
     return [BundledWeights(**{**e, "scale": tuple(e["scale"])}) for e in entries]
+
+
+def licence_notice(path: str | Path) -> str | None:
+    """The terms of use of bundled weights at ``path`` (one line for a label), ``None`` for other files.
+
+    For the napari widget and the CLI: e.g. "volumenet-d9c32-mri-x2: non-commercial use only; training
+    data: OASIS CC BY-NC 3.0, ...". Weights a user trained are theirs: ``None``.
+    """
+    try:
+        wanted = Path(path).resolve()
+    except (OSError, RuntimeError, TypeError):
+        return None
+    for weights in list_bundled():
+        if weights.path.resolve() == wanted:
+            return f"{weights.name}: {weights.terms}"
+    return None
 
 
 def find_bundled(name: str) -> BundledWeights:
