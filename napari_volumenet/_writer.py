@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._geometry import LayerGeometry, view_shape
-from .errors import OutputError
+from .errors import OutputError, VolumeNetError
 
 
 def layer_to_volume(data: Any, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any, dict[str, Any]]:
@@ -39,13 +39,26 @@ def layer_to_volume(data: Any, meta: dict[str, Any]) -> tuple[np.ndarray, np.nda
 
 
 def write_single_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """npe2 single-layer writer for ``.nii`` / ``.nii.gz``."""
+    """npe2 single-layer writer for ``.nii`` / ``.nii.gz``.
+
+    Every failure is an :class:`OutputError` whose one-sentence message names the file and the
+    cause (napari shows it as a notification); nothing is left behind.
+    """
     from .io import write_volume
 
-    stored, affine, header, extra = layer_to_volume(data, meta)
-    target = Path(path)
+    target = Path(path).expanduser()
     if not str(target).lower().endswith((".nii", ".nii.gz")):
         target = target.with_name(target.name + ".nii.gz")
-    write_volume(target, stored, affine, header, overwrite=True, description=extra.get("description"),
-                 sidecar=extra.get("sidecar"))
+    try:
+        stored, affine, header, extra = layer_to_volume(data, meta)
+        write_volume(target, stored, affine, header, overwrite=True, description=extra.get("description"),
+                     sidecar=extra.get("sidecar"))
+    except VolumeNetError as error:  # a 2D or RGB layer, NaN voxels, an unwritable folder...
+        if isinstance(error, OutputError) and target.name in str(error):
+            raise
+        raise OutputError(f"Cannot save the layer as {target}: {error}") from None
+    except (ValueError, TypeError, KeyError, np.linalg.LinAlgError) as error:  # odd layer metadata or geometry
+        raise OutputError(f"Cannot save the layer as {target}: its geometry cannot be written as NIfTI ({error})") from None
+    except MemoryError:
+        raise OutputError(f"Cannot save the layer as {target}: out of memory") from None
     return [str(target)]

@@ -1,4 +1,9 @@
-"""Write files all at once or not at all: a temporary file beside the target, then a rename."""
+"""Write files all at once or not at all: a temporary file beside the target, then a rename.
+
+A temporary file is removed when its block fails, including on Ctrl-C (``KeyboardInterrupt``); inside
+:func:`termination_unwinds` SIGTERM and SIGHUP unwind the same way, so ``kill`` or a closed terminal
+leaves no hidden ``.NAME.tmp-*`` file behind either.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import json
 import math
 import os
 import secrets
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +48,41 @@ def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived; raised like Ctrl-C's ``KeyboardInterrupt`` so that cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def termination_unwinds() -> Iterator[None]:
+    """Within the block (main thread only), SIGTERM and SIGHUP raise :class:`Terminated`.
+
+    A signal that is ignored (``nohup`` ignores SIGHUP) stays ignored; the previous handlers come back
+    after the block.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
+            previous[number] = signal.signal(number, _raise_terminated)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def write_text_atomic(target: str | Path, text: str) -> Path:

@@ -4,7 +4,8 @@ Every command is a thin adapter over the library (:mod:`napari_volumenet.inferen
 :mod:`napari_volumenet.io`, :mod:`src_training.evaluate`, :mod:`napari_volumenet.benchmark`);
 the CLI adds no science. Errors a user can cause (:class:`~napari_volumenet.errors.VolumeNetError`)
 are printed as one line ``volumenet: error: <message>`` with exit code 2, Ctrl-C gives
-``volumenet: interrupted`` (exit 130, no partial file), anything else one line
+``volumenet: interrupted`` (exit 130, no partial file), SIGTERM / SIGHUP ``volumenet: terminated
+(SIGTERM)`` (exit 143 / 129, no partial file either), anything else one line
 ``volumenet: internal error: ...`` (exit 1); ``--debug`` adds the traceback.
 
 Heavy modules (torch, nibabel, ...) are imported inside the commands, so ``--help`` is fast, and
@@ -28,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .atomic import json_safe, write_json_atomic, write_text_atomic
-from .errors import InputError, ModelError, OutputError, SlowPathWarning, VolumeNetError, WeightsError
+from .atomic import Terminated, json_safe, termination_unwinds, write_json_atomic, write_text_atomic
+from .errors import (
+    Cancelled, InputError, ModelError, OutputError, VolumeNetError, VolumeNetWarning, WeightsError,
+)
 
 PROG = "volumenet"
 EXIT_ERROR = 2
@@ -256,16 +259,63 @@ def say(quiet: bool, *parts: Any) -> None:
 # ----------------------------------------------------------------------------- commands
 
 
+def collect_inputs(raw_inputs: Sequence[str], tool: str, quiet: bool) -> list[Path]:
+    """The volumes named by ``raw_inputs``, less what ``tool`` wrote earlier into the folders given.
+
+    ``upscale D -o D`` run twice must not upscale its own outputs: a file found in a folder whose
+    JSON sidecar says ``tool`` wrote it is skipped (a file named on its own is always taken).
+    """
+    from .io import find_volumes, written_by
+
+    found = find_volumes([Path(p).expanduser() for p in raw_inputs])
+    named = {Path(p).expanduser().resolve() for p in raw_inputs if not Path(p).expanduser().is_dir()}
+    inputs = [p for p in found if p.resolve() in named or not written_by(p, tool)]
+    skipped = len(found) - len(inputs)
+    if skipped and not inputs:
+        raise InputError(f"every volume found ({skipped}) is an output of an earlier `{tool}`; nothing to do")
+    if skipped:
+        say(quiet, f"skipping {skipped} output(s) of an earlier `{tool}` found in the input folder(s)")
+    return inputs
+
+
+def _naming(src: Path, error: BaseException) -> str:
+    """The error's message, prefixed with the file it is about unless it already names it."""
+    message = str(error) if isinstance(error, VolumeNetError) else "out of memory; pass a smaller --tile"
+    return message if str(src) in message or src.name in message else f"{src}: {message}"
+
+
+def run_batch(jobs: Sequence[tuple[Path, Path]], process: Callable[[Path, Path], None]) -> None:
+    """``process(src, dst)`` for every job; a bad volume does not stop the others.
+
+    Each failure is one ``volumenet: error:`` line naming its file as it happens; at the end, a
+    :class:`VolumeNetError` lists the files that failed (exit 2). Every good output is kept. With a
+    single job its error is raised as it is. Cancelling (Ctrl-C, SIGTERM) stops the batch.
+    """
+    failed: list[Path] = []
+    for src, dst in jobs:
+        try:
+            process(src, dst)
+        except (VolumeNetError, MemoryError) as error:
+            if isinstance(error, Cancelled):
+                raise
+            if len(jobs) == 1:
+                raise VolumeNetError(_naming(src, error)) from None
+            _fail(f"error: {_naming(src, error)}")
+            failed.append(src)
+    if failed:
+        names = ", ".join(str(p) for p in failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
+        raise VolumeNetError(f"{len(failed)} of {len(jobs)} volumes failed (see above) and have no output: {names}; "
+                             f"the {len(jobs) - len(failed)} other outputs were written")
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
-    from .inference import make_plan, upscale
-    from .io import find_volumes, provenance_description, read_volume, sha256_file, sr_affine, write_volume
-    from .models import count_parameters, list_models
-    from .ops.normalize import fit_normalization
+    from .io import sha256_file
+    from .models import list_models
     from .weights import default_weights, load_weights
 
     if args.model is not None and args.model not in list_models():
         raise ModelError(f"unknown model {args.model!r}; choose one of {', '.join(list_models())}")
-    inputs = find_volumes([Path(p).expanduser() for p in args.inputs])
+    inputs = collect_inputs(args.inputs, f"{PROG} upscale", args.quiet)
     if args.weights:
         weights_path = resolve_weights(args.weights)
     else:  # never random weights: the bundled default, or a clear error
@@ -273,84 +323,91 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     model, meta = load_weights(weights_path, model=args.model, modality=args.modality)
     scale = tuple(int(s) for s in model.scale)
     jobs = plan_outputs(args.inputs, inputs, args.output, f"_{scale_suffix(scale)}", args.overwrite)
-    weights_sha = sha256_file(weights_path)
-    model_name = str(meta["model"])
-    description = provenance_description(model_name, scale, weights_sha, __version__)
-    modality = str(meta["modality"])
+    context = {"model": model, "meta": meta, "weights": weights_path, "weights_sha": sha256_file(weights_path)}
     with TileBars(disable=args.quiet) as bars:
-        for src, dst in jobs:
-            volume = read_volume(src)
-            data = volume.data
-            normalization = fit_normalization(data, modality)
-            plan = make_plan(data.shape, model, tile=args.tile, device=args.device, precision=args.precision,
-                             engine=args.engine)
-            start = time.perf_counter()
-            sr = upscale(data, model, normalization=normalization, plan=plan,
-                         progress=lambda done, total, _n=src.name: bars(_n, done, total))
-            seconds = time.perf_counter() - start
-            bars.close()
-            sidecar = {
-                "tool": f"{PROG} upscale",
-                "version": __version__,
-                "input": str(src),
-                "output": str(dst),
-                "input_shape": list(data.shape),
-                "output_shape": list(sr.shape),
-                "model": model_name,
-                "model_kwargs": meta.get("model_kwargs", {}),
-                "params": count_parameters(model),
-                "weights": str(weights_path),
-                "weights_sha256": weights_sha,
-                "weights_version": meta.get("version"),
-                "scale": list(scale),
-                "modality": modality,
-                "normalization": normalization.to_dict(),
-                "plan": plan.to_dict(),
-                "seconds": seconds,
-            }
-            write_volume(dst, sr, sr_affine(volume.affine, scale), volume.header, overwrite=args.overwrite,
-                         description=description, sidecar=json_safe(sidecar))
-            tiles = f"{plan.tiles} tile{'s' if plan.tiles != 1 else ''}"
-            say(args.quiet, f"{src} → {dst}  ({shape_text(data.shape)} → {shape_text(sr.shape)}, "
-                            f"{seconds:.1f} s, {plan.device} {plan.precision}, {tiles})")
+        run_batch(jobs, lambda src, dst: _upscale_one(args, src, dst, context, bars))
     return 0
 
 
+def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, context: dict[str, Any], bars: TileBars) -> None:
+    """Upscale one volume file and write it with its sidecar (see :func:`cmd_upscale`)."""
+    from .errors import ModalityWarning
+    from .inference import make_plan, upscale
+    from .io import provenance_description, read_volume, sr_affine, write_volume
+    from .models import count_parameters
+    from .ops.normalize import fit_normalization, modality_mismatch
+
+    model, meta = context["model"], context["meta"]
+    scale, modality, model_name = tuple(int(s) for s in model.scale), str(meta["modality"]), str(meta["model"])
+    volume = read_volume(src)
+    data = volume.data
+    mismatch = modality_mismatch(data, modality)
+    if mismatch is not None:
+        warnings.warn(f"{src}: {mismatch}", ModalityWarning, stacklevel=2)
+    normalization = fit_normalization(data, modality)
+    plan = make_plan(data.shape, model, tile=args.tile, device=args.device, precision=args.precision,
+                     engine=args.engine)
+    start = time.perf_counter()
+    sr = upscale(data, model, normalization=normalization, plan=plan,
+                 progress=lambda done, total, _n=src.name: bars(_n, done, total))
+    seconds = time.perf_counter() - start
+    bars.close()
+    sidecar = {
+        "tool": f"{PROG} upscale", "version": __version__, "input": str(src), "output": str(dst),
+        "input_shape": list(data.shape), "output_shape": list(sr.shape), "model": model_name,
+        "model_kwargs": meta.get("model_kwargs", {}), "params": count_parameters(model),
+        "weights": str(context["weights"]), "weights_sha256": context["weights_sha"],
+        "weights_version": meta.get("version"), "scale": list(scale), "modality": modality,
+        "normalization": normalization.to_dict(), "plan": plan.to_dict(), "seconds": seconds,
+    }
+    description = provenance_description(model_name, scale, context["weights_sha"], __version__)
+    write_volume(dst, sr, sr_affine(volume.affine, scale), volume.header, overwrite=args.overwrite,
+                 description=description, sidecar=json_safe(sidecar))
+    tiles = f"{plan.tiles} tile{'s' if plan.tiles != 1 else ''}"
+    say(args.quiet, f"{src} → {dst}  ({shape_text(data.shape)} → {shape_text(sr.shape)}, "
+                    f"{seconds:.1f} s, {plan.device} {plan.precision}, {tiles})")
+
+
 def cmd_degrade(args: argparse.Namespace) -> int:
-    from .io import find_volumes, lr_affine, read_volume, write_volume
-    from .ops.degrade import crop_to_multiple, degrade
     from .ops.scale import as_scale
 
     try:
         scale = as_scale(args.scale)
     except ModelError as error:
         raise InputError(str(error)) from None
-    inputs = find_volumes([Path(p).expanduser() for p in args.inputs])
+    inputs = collect_inputs(args.inputs, f"{PROG} degrade", args.quiet)
     jobs = plan_outputs(args.inputs, inputs, args.output, f"_lr_{scale_suffix(scale)}", args.overwrite)
-    for src, dst in jobs:
-        volume = read_volume(src)
-        start = time.perf_counter()
-        cropped_shape = crop_to_multiple(volume.data, scale).shape
-        lr = degrade(volume.data, scale)
-        seconds = time.perf_counter() - start
-        sidecar = {
-            "tool": f"{PROG} degrade",
-            "version": __version__,
-            "input": str(src),
-            "output": str(dst),
-            "input_shape": list(volume.data.shape),
-            "cropped_shape": list(cropped_shape),
-            "output_shape": list(lr.shape),
-            "scale": list(scale),
-            "method": "napari_volumenet.ops.degrade.degrade: crop to a multiple of the scale, Gaussian "
-                      "anti-aliasing sigma (s-1)/2, cubic B-spline resampling (order 3), clipped to the HR range",
-            "seconds": seconds,
-        }
-        write_volume(dst, lr, lr_affine(volume.affine, scale), volume.header, overwrite=args.overwrite,
-                     description=f"volumenet {__version__} degrade {scale_suffix(scale)}", sidecar=sidecar)
-        say(args.quiet, f"{src} → {dst}  ({shape_text(volume.data.shape)} → {shape_text(lr.shape)}, "
-                        f"{scale_suffix(scale)} LR simulation)")
+    run_batch(jobs, lambda src, dst: _degrade_one(args, src, dst, scale))
     return 0
+
+
+def _degrade_one(args: argparse.Namespace, src: Path, dst: Path, scale: tuple[int, int, int]) -> None:
+    """Write the LR simulation of one HR volume file with its sidecar (see :func:`cmd_degrade`)."""
+    from .io import lr_affine, read_volume, write_volume
+    from .ops.degrade import crop_to_multiple, degrade
+
+    volume = read_volume(src)
+    start = time.perf_counter()
+    cropped_shape = crop_to_multiple(volume.data, scale).shape
+    lr = degrade(volume.data, scale)
+    seconds = time.perf_counter() - start
+    sidecar = {
+        "tool": f"{PROG} degrade",
+        "version": __version__,
+        "input": str(src),
+        "output": str(dst),
+        "input_shape": list(volume.data.shape),
+        "cropped_shape": list(cropped_shape),
+        "output_shape": list(lr.shape),
+        "scale": list(scale),
+        "method": "napari_volumenet.ops.degrade.degrade: crop to a multiple of the scale, Gaussian "
+                  "anti-aliasing sigma (s-1)/2, cubic B-spline resampling (order 3), clipped to the HR range",
+        "seconds": seconds,
+    }
+    write_volume(dst, lr, lr_affine(volume.affine, scale), volume.header, overwrite=args.overwrite,
+                 description=f"volumenet {__version__} degrade {scale_suffix(scale)}", sidecar=sidecar)
+    say(args.quiet, f"{src} → {dst}  ({shape_text(volume.data.shape)} → {shape_text(lr.shape)}, "
+                    f"{scale_suffix(scale)} LR simulation)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -681,7 +738,7 @@ def _one_line_warnings(fallback: Callable[..., None]) -> Callable[..., None]:
     """A ``warnings.showwarning`` printing ours as one line of stderr, like errors, others via ``fallback``."""
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, SlowPathWarning):
+        if issubclass(category, VolumeNetWarning):
             _fail(f"warning: {message}")
         else:
             fallback(message, category, *args, **kwargs)
@@ -709,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     command: Callable[[argparse.Namespace], int] = args.func
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), termination_unwinds():
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return int(command(args) or 0)
     except VolumeNetError as error:
@@ -717,9 +774,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         _fail(f"error: {error}")
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM / SIGHUP (Terminated): no partial file is left
         if debug:
             traceback.print_exc()
+        if isinstance(interrupt, Terminated):
+            _fail(f"terminated ({interrupt.name})")
+            return 128 + interrupt.signum
         _fail("interrupted")
         return EXIT_INTERRUPTED
     except MemoryError:

@@ -30,5 +30,17 @@ class Cancelled(VolumeNetError):
     """The user cancelled a long-running operation; no partial result is kept."""
 
 
-class SlowPathWarning(UserWarning):
+class VolumeNetWarning(UserWarning):
+    """Base class of warnings meant for users; the CLI prints them as one line of stderr."""
+
+
+class SlowPathWarning(VolumeNetWarning):
     """A requested setting works but runs far slower on this machine than the default would."""
+
+
+class GeometryWarning(VolumeNetWarning):
+    """A file's geometry is ambiguous (e.g. qform and sform disagree); what was done is in the message."""
+
+
+class ModalityWarning(VolumeNetWarning):
+    """The intensities do not look like the modality the weights were trained on (MRI weights on CT...)."""

@@ -23,10 +23,10 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import psutil
 import torch
 
 from ._allocator import reuse_freed_memory, trim_heap
+from ._memory import available_memory
 from .errors import Cancelled, InputError, SlowPathWarning, VolumeNetError
 from .models import SuperResolutionNet
 from .models.fast import accelerate
@@ -106,11 +106,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def free_memory(device: torch.device) -> int:
-    """Bytes that can be used on ``device`` now."""
+    """Bytes that can be used on ``device`` now: on the CPU, free RAM within the cgroup and ``ulimit -v`` limits."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    return int(psutil.virtual_memory().available)
+    return available_memory()
 
 
 def _bytes_per_voxel(model: SuperResolutionNet, precision: str) -> int:
@@ -277,7 +277,9 @@ def upscale_steps(
             with reuse(), autotune(), torch.inference_mode(), autocast:
                 try:
                     result = runner(torch.from_numpy(windows)[:, None].to(device)).float()
-                except torch.OutOfMemoryError:
+                except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+                    if isinstance(error, RuntimeError) and not _is_out_of_memory(error):
+                        raise
                     raise VolumeNetError(
                         f"out of memory on {device.type} with {plan.window} voxel windows; pass a smaller --tile"
                     ) from None
@@ -292,6 +294,12 @@ def upscale_steps(
         if on_cpu_fast:
             trim_heap()
     return out
+
+
+def _is_out_of_memory(error: RuntimeError) -> bool:
+    """Whether ``error`` is an allocation failure (the CPU allocator raises a plain RuntimeError)."""
+    text = str(error)
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in text or "not enough memory" in text
 
 
 @contextlib.contextmanager

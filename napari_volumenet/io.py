@@ -26,14 +26,17 @@ write never leaves a partial file, and an existing file is never replaced unless
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import math
 import os
 import struct
+import warnings
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +46,9 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
+from ._memory import available_memory, describe_bytes
 from .atomic import temp_beside
-from .errors import InputError, OutputError
+from .errors import GeometryWarning, InputError, OutputError
 from .ops.scale import Scale, as_scale
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -88,6 +92,16 @@ def sidecar_path(path: PathLike) -> Path:
     """The JSON sidecar of an output: ``scan_x2.nii.gz`` → ``scan_x2.json``."""
     path = Path(path)
     return path.with_name(_stem(path) + ".json")
+
+
+def written_by(path: PathLike, tool: str) -> bool:
+    """Whether ``path`` is an output of ``tool`` (e.g. ``"volumenet upscale"``): its JSON sidecar says so."""
+    path = Path(path)
+    try:
+        record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("tool") == tool and Path(str(record.get("output"))).name == path.name
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -232,11 +246,119 @@ def _header_of(image: Any, affine: np.ndarray) -> nib.Nifti1Header:
     return out
 
 
+MAX_DEFLATE_RATIO = 1032
+"""No deflate stream unpacks to more than ~1032× its size: the most a gzip file of n bytes can hold."""
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _head(path: Path, size: int = 544) -> tuple[bytes, bool]:
+    """The first ``size`` bytes of the file as stored (unpacked if gzip) and whether it is gzip."""
+    try:
+        with open(path, "rb") as handle:
+            packed = handle.read(2) == _GZIP_MAGIC
+        opener = gzip.open if packed else open
+        with opener(path, "rb") as handle:
+            return handle.read(size), packed
+    except PermissionError:
+        raise InputError(f"{path} cannot be read: permission denied") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
+        raise InputError(f"{path} is truncated or corrupt and cannot be read ({_reason(error)})") from None
+
+
+def _raw_nifti_header(head: bytes) -> nib.Nifti1Header | None:
+    """The NIfTI-1/2 header as stored (before nibabel's fix-ups), ``None`` if ``head`` is not one."""
+    for endian in "<>":
+        size = struct.unpack(f"{endian}i", head[:4])[0] if len(head) >= 4 else 0
+        klass = {348: nib.Nifti1Header, 540: nib.Nifti2Header}.get(size)
+        if klass is not None and len(head) >= size:
+            try:
+                return klass(head[:size], endianness=endian, check=False)
+            except Exception:  # noqa: BLE001 - nibabel's own load reports what is wrong
+                return None
+    return None
+
+
+def _check_raw_header(path: Path, header: nib.Nifti1Header) -> None:
+    """Refuse what nibabel would silently "fix": voxels inside the header, zero voxel sizes."""
+    magic = bytes(header["magic"]).rstrip(b"\0")
+    minimum = header.sizeof_hdr + 4  # 352 (NIfTI-1) / 544 (NIfTI-2): header and extension flag
+    offset = float(header["vox_offset"])
+    if magic in (b"n+1", b"n+2") and not offset >= minimum:
+        raise InputError(
+            f"{path} is damaged: its header puts the voxel data at byte {offset:g}, inside the header "
+            f"(vox_offset must be at least {minimum}), so the header would be read as voxels"
+        )
+    ndim = int(header["dim"][0])
+    spatial = [float(z) for z in header["pixdim"][1:1 + min(max(ndim, 1), 3)]]
+    if any(not math.isfinite(z) or z == 0 for z in spatial):
+        sizes = ", ".join(f"{z:g}" for z in spatial)
+        raise InputError(f"{path} has a zero or invalid voxel size in its header (pixdim {sizes}); fix the header first")
+
+
+def _check_declared_size(path: Path, header: Any, head_packed: bool) -> None:
+    """Compare the voxel bytes the header declares with the file and with free memory, before reading."""
+    shape = tuple(int(n) for n in header.get_data_shape())
+    itemsize = np.dtype(header.get_data_dtype()).itemsize
+    voxels = math.prod(shape)
+    declared = int(header.get_data_offset()) + voxels * itemsize
+    stored = path.stat().st_size
+    what = f"its header declares {_shape_text(shape)} voxels of {itemsize} bytes ({describe_bytes(declared)})"
+    if not head_packed and declared > stored:
+        raise InputError(f"{path} is truncated: {what}, but the file has only {describe_bytes(stored)}")
+    if head_packed:
+        if declared > MAX_DEFLATE_RATIO * stored:
+            raise InputError(f"{path} is truncated or damaged: {what}, more than a "
+                             f"{describe_bytes(stored)} gzip file can hold")
+        unpacked = _gzip_size(path)
+        if unpacked is not None and declared < 1 << 32 and unpacked < declared:
+            raise InputError(f"{path} is truncated: {what}, but it unpacks to only {describe_bytes(unpacked)}")
+    needed = voxels * (itemsize + 4 + 1)  # the stored array, its float32 copy, the finiteness mask
+    room = available_memory()
+    if needed > room:
+        raise InputError(f"{path} needs about {describe_bytes(needed)} of memory to read ({_shape_text(shape)} "
+                         f"voxels), but only {describe_bytes(room)} is available to this process")
+
+
+def _gzip_size(path: Path) -> int | None:
+    """The gzip trailer's size field (unpacked size mod 2³²) of a single-member file, ``None`` if unknown.
+
+    Block-gzip files (an extra header field, many members) carry only the last block's size: ``None``.
+    """
+    try:
+        with open(path, "rb") as handle:
+            flags = handle.read(4)[3:4]
+            handle.seek(-4, os.SEEK_END)
+            trailer = handle.read(4)
+    except OSError:
+        return None
+    if not flags or flags[0] & 0x04 or len(trailer) != 4:  # FEXTRA: BGZF and other multi-member forms
+        return None
+    return struct.unpack("<I", trailer)[0]
+
+
+@contextlib.contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """Keep nibabel's header fix-up messages (its logger) and warnings off stderr; our checks say what matters."""
+    logger = logging.getLogger("nibabel.global")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def read_volume(path: PathLike) -> Volume:
     """Read a 3D NIfTI (or MGH) volume: float32 data, best affine, a copy of the header.
 
     Every problem with the file is an :class:`InputError` with a one-sentence message: missing,
-    a folder, not a NIfTI file, truncated or corrupt, and whatever :func:`validate_volume` refuses.
+    a folder, unreadable, not a NIfTI file, voxels declared inside the header, a zero voxel size,
+    more voxels declared than the file holds or than memory allows (checked before reading),
+    truncated or corrupt, and whatever :func:`validate_volume` refuses. A qform that disagrees with
+    the sform gives a :class:`~napari_volumenet.errors.GeometryWarning` (the sform is used).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -245,25 +367,77 @@ def read_volume(path: PathLike) -> Volume:
         raise InputError(f"{path} is a folder, not a NIfTI file")
     if _suffix(path) is None:
         raise InputError(f"{path} is not a NIfTI file (the name must end in .nii or .nii.gz)")
+    head, packed = _head(path)
+    raw = _raw_nifti_header(head) if _suffix(path) in NIFTI_SUFFIXES else None
+    if raw is not None:
+        _check_raw_header(path, raw)
+    image = _load_image(path)
+    _check_declared_size(path, image.header, packed)
+    data, affine = _read_data(path, image)
+    data = validate_volume(data, name=str(path))
+    affine = _check_affine(affine, str(path))
+    _warn_if_qform_disagrees(path, image.header)
+    return Volume(data=data, affine=affine, header=_header_of(image, affine), path=path)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn whatever nibabel raises on a bad file into one :class:`InputError` naming ``path`` and the cause."""
     try:
-        image = nib.load(str(path))
-        data = np.asarray(image.dataobj)  # force the read here: truncation shows up now
-        affine = np.array(image.affine, dtype=np.float64)
+        with _quiet_nibabel():
+            yield
+    except PermissionError:
+        raise InputError(f"{path} cannot be read: permission denied") from None
     except MemoryError:
         raise InputError(f"{path} is too large to fit in memory") from None
     except (ImageFileError, HeaderDataError, struct.error):
         raise InputError(f"{path} is not a valid NIfTI file (its header cannot be read)") from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-        raise InputError(f"{path} is truncated or corrupt and cannot be read ({_reason(error)})") from None
-    except PermissionError:
-        raise InputError(f"{path} cannot be read: permission denied") from None
-    except (OSError, ValueError) as error:
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError) as error:
         raise InputError(f"{path} is truncated or corrupt and cannot be read ({_reason(error)})") from None
     except Exception as error:  # anything else nibabel raises on a malformed file
         raise InputError(f"{path} could not be read as a NIfTI file ({_reason(error)})") from None
-    data = validate_volume(data, name=str(path))
-    affine = _check_affine(affine, str(path))
-    return Volume(data=data, affine=affine, header=_header_of(image, affine), path=path)
+
+
+def _load_image(path: Path) -> Any:
+    """nibabel's lazy image (header only, no voxels read yet)."""
+    with _reading(path):
+        return nib.load(str(path))
+
+
+def _read_data(path: Path, image: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The voxels (read now, so that truncation shows up here) and the best affine of ``image``."""
+    with _reading(path):
+        return np.asarray(image.dataobj), np.array(image.affine, dtype=np.float64)
+
+
+QFORM_TOLERANCE_MM = 0.1
+"""qform and sform further apart than this (at any corner of the volume) are said to disagree."""
+
+
+def qform_sform_distance(header: Any) -> float | None:
+    """Largest distance (mm) between where qform and sform put the volume's corners; ``None`` unless both are set."""
+    if not isinstance(header, nib.Nifti1Header):  # NIfTI-2 headers are subclasses; MGH has one matrix
+        return None
+    try:
+        if int(header["sform_code"]) <= 0 or int(header["qform_code"]) <= 0:
+            return None
+        with _quiet_nibabel():
+            sform, qform = header.get_sform(), header.get_qform()
+    except (KeyError, TypeError, ValueError, HeaderDataError):
+        return None
+    shape = [max(int(n) - 1, 0) for n in (*header.get_data_shape()[:3], 1, 1, 1)[:3]]
+    corners = np.array([[i, j, k, 1.0] for i in (0, shape[0]) for j in (0, shape[1]) for k in (0, shape[2])]).T
+    return float(np.max(np.linalg.norm((sform @ corners - qform @ corners)[:3], axis=0)))
+
+
+def _warn_if_qform_disagrees(path: Path, header: Any) -> None:
+    distance = qform_sform_distance(header)
+    if distance is not None and distance > QFORM_TOLERANCE_MM:
+        warnings.warn(
+            f"{path}: its qform and sform disagree by up to {distance:.1f} mm; the sform is used, and the output "
+            "keeps both, each with its own meaning (software that reads the qform places it where this file's "
+            "qform does)", GeometryWarning, stacklevel=3,
+        )
 
 
 def _reason(error: BaseException) -> str:
@@ -418,10 +592,11 @@ def _output_header(
         out.set_xyzt_units("mm", "sec")
     old_shape = tuple(int(n) for n in out.get_data_shape()[:3])
     sform_code, qform_code = _codes(None if fresh else out)
+    qform = None if fresh else _carried_qform(out, affine)
     out.set_data_dtype(np.float32)
     out.set_data_shape(tuple(int(n) for n in shape))
     out.set_sform(affine, code=sform_code)
-    out.set_qform(affine, code=qform_code)
+    out.set_qform(affine if qform is None else qform, code=qform_code)
     out.set_zooms(affine_zooms(affine))
     out.set_slope_inter(np.nan, np.nan)  # float data as stored: no rescaling on read
     out["cal_min"] = 0.0
@@ -436,6 +611,26 @@ def _output_header(
     if description is not None:
         out["descrip"] = _fit_bytes(description, DESCRIP_BYTES)
     return out
+
+
+def _carried_qform(header: nib.Nifti1Header, affine: np.ndarray) -> np.ndarray | None:
+    """The input's own qform moved to the new grid, where it disagrees with the input's sform; else ``None``.
+
+    The new grid is ``affine = sform · step`` (``step``: per-axis scaling and shift, as for an SR or LR
+    grid); the qform keeps its meaning as ``qform · step``. When ``step`` is not such a map (the layer
+    was moved or turned), there is no telling what the old qform means on it: ``None``.
+    """
+    distance = qform_sform_distance(header)
+    if distance is None or distance <= QFORM_TOLERANCE_MM:
+        return None
+    with _quiet_nibabel():
+        sform, qform = header.get_sform(), header.get_qform()
+    step = np.linalg.solve(sform, np.asarray(affine, dtype=np.float64))
+    linear = step[:3, :3]
+    off_diagonal = linear - np.diag(np.diag(linear))
+    if np.max(np.abs(off_diagonal)) > 1e-6 * np.max(np.abs(linear)) or np.any(np.diag(linear) == 0):
+        return None
+    return qform @ step
 
 
 def _fsync(path: Path) -> None:
@@ -493,7 +688,8 @@ def write_volume(
     """Write ``data`` as a float32 NIfTI-1 file, atomically; returns the path written.
 
     sform and qform are both set to ``affine`` (codes: the input header's where set, else 1 =
-    scanner), zooms follow the affine, units/intent/dim_info/extensions of ``header`` are kept,
+    scanner), except that a qform of ``header`` that disagrees with its sform keeps its own meaning
+    on the new grid (see :func:`_carried_qform`), zooms follow the affine, units/intent/dim_info/extensions of ``header`` are kept,
     ``descrip`` becomes ``description`` (cut to 79 bytes), scl_slope/inter and cal_min/max are
     reset. ``sidecar`` (JSON-able mapping) is written to ``<stem>.json`` next to it. The data go
     to a hidden temporary file in the same folder that is then renamed; on any failure nothing is
@@ -508,7 +704,7 @@ def write_volume(
     image = nib.Nifti1Image(array, matrix, header=out_header, dtype=np.float32)
     sform_code, qform_code = int(out_header["sform_code"]), int(out_header["qform_code"])
     image.set_sform(matrix, code=sform_code)
-    image.set_qform(matrix, code=qform_code)
+    image.set_qform(out_header.get_qform(), code=qform_code)
     image.header.set_slope_inter(np.nan, np.nan)
     json_text = None
     if sidecar is not None:

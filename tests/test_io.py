@@ -506,7 +506,7 @@ BAD_INPUTS = {
     "text renamed .nii": (_text, "bad.nii", "not a valid NIfTI file"),
     "gzip of text": (_gzip_text, "bad.nii.gz", "not a valid NIfTI file"),
     "truncated .nii.gz": (_truncated, "bad.nii.gz", "truncated or corrupt"),
-    "truncated .nii": (_truncated, "bad.nii", "truncated or corrupt"),
+    "truncated .nii": (_truncated, "bad.nii", "is truncated: its header declares 16×16×16 voxels"),
     "wrong suffix": (_renamed, "bad.img.txt", r"not a NIfTI file .*\.nii or \.nii\.gz"),
     "4D": (_volume(np.ones((8, 8, 8, 3), np.float32)), "bad.nii.gz", r"is 4D \(8×8×8×3\).*extract one volume"),
     "complex": (_volume((make_data() + 1j).astype(np.complex64)), "bad.nii.gz", "complex"),

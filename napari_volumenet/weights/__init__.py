@@ -117,19 +117,15 @@ def load_weights(
     path = Path(path)
     payload = read_weights_file(path)
     meta = payload["metadata"]
-    name = meta.get("model")
+    name, kwargs = check_metadata(path, meta)
     if model is not None and model != name:
         raise WeightsError(f"{path.name} holds weights for model {name!r}, not {model!r}")
-    if scale is not None and as_scale(scale) != tuple(meta.get("scale", ())):
-        raise WeightsError(
-            f"{path.name} was trained for scale {tuple(meta.get('scale', ()))}, not {as_scale(scale)}"
-        )
+    if scale is not None and as_scale(scale) != kwargs["scale"]:
+        raise WeightsError(f"{path.name} was trained for scale {kwargs['scale']}, not {as_scale(scale)}")
     if modality is not None and modality != meta.get("modality"):
         raise WeightsError(f"{path.name} was trained on {meta.get('modality')!r} data, not {modality!r}")
-    try:
-        network = create_model(name, **{**meta.get("model_kwargs", {}), "scale": meta.get("scale", 2)})
-    except ModelError as error:
-        raise WeightsError(f"{path.name} describes a model this version cannot build: {error}") from None
+    _check_shapes(path, name, kwargs, payload["state_dict"])
+    network = create_model(name, **kwargs)
     try:
         network.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as error:
@@ -137,6 +133,75 @@ def load_weights(
         detail = first[1].strip() if len(first) > 1 else first[0]
         raise WeightsError(f"{path.name} does not fit model {name!r}: {detail[:160]}") from None
     return network.eval(), meta
+
+
+MAX_SCALE = 8
+INT_LIMITS = {"depth": 64, "channels": 256, "growth": 128, "units": 16, "blocks": 16}
+"""Largest value of each integer model argument a weights file may ask for (all start at 1)."""
+
+
+def check_metadata(path: Path, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(model name, kwargs with scale)`` of a weights file, range-checked before anything is built.
+
+    A crafted or damaged file cannot make the loader allocate gigabytes (``scale`` 100) or spin for
+    minutes (``depth`` 100000): every value is checked against :data:`INT_LIMITS` / :data:`MAX_SCALE`.
+    """
+    from ..models import list_models
+    from ..models.blocks import list_blocks
+
+    name = meta.get("model")
+    if name not in list_models():
+        raise WeightsError(f"{path.name} describes an unknown model {name!r}; this version has {', '.join(list_models())}")
+    kwargs = meta.get("model_kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise WeightsError(f"{path.name} is damaged: its model arguments are not a mapping")
+    try:
+        factors = as_scale(meta.get("scale", 2))
+    except ModelError:
+        raise WeightsError(f"{path.name} is damaged: its scale {meta.get('scale')!r} is not 1 or 3 positive integers") from None
+    if max(factors) > MAX_SCALE:
+        raise WeightsError(f"{path.name} asks for scale {factors}; at most ×{MAX_SCALE} per axis is supported")
+    kwargs = {k: v for k, v in kwargs.items() if k != "scale"}  # the top-level scale is the one used
+    for key, value in kwargs.items():
+        _check_argument(path, key, value, list_blocks())
+    return name, {**kwargs, "scale": factors}
+
+
+def _check_argument(path: Path, key: str, value: Any, blocks: list[str]) -> None:
+    """One model argument of a weights file within range, else :class:`WeightsError`."""
+    if key in INT_LIMITS:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= INT_LIMITS[key]
+        expected = f"an integer from 1 to {INT_LIMITS[key]}"
+    elif key == "block":
+        ok, expected = value in blocks, f"one of {', '.join(blocks)}"
+    elif key == "ratio":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
+        expected = "a number in (0, 1]"
+    else:
+        raise WeightsError(f"{path.name} has a model argument {key!r} this version does not know")
+    if not ok:
+        raise WeightsError(f"{path.name} is damaged or crafted: model argument {key}={value!r} is not {expected}")
+
+
+def _check_shapes(path: Path, name: str, kwargs: dict[str, Any], state: dict[str, Any]) -> None:
+    """Compare the file's tensors with the network built on the meta device (nothing allocated); NaN/Inf refused."""
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in create_model(name, **kwargs).state_dict().items()}
+    except ModelError as error:
+        raise WeightsError(f"{path.name} describes a model this version cannot build: {error}") from None
+    stored = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if stored != expected:
+        missing = sorted(set(expected) - set(stored))
+        unexpected = sorted(set(stored) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+        detail = (f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}" if unexpected
+                  else f"{wrong[0]} is {stored[wrong[0]]}, expected {expected[wrong[0]]}")
+        raise WeightsError(f"{path.name} does not fit model {name!r}: {detail}")
+    for key, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(f"{path.name} contains NaN or infinite weights ({key}); it is damaged or comes "
+                               "from a training run that diverged")
 
 
 @dataclass(frozen=True)
