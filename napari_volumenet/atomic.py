@@ -8,15 +8,19 @@ leaves no hidden ``.NAME.tmp-*`` file behind either.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import secrets
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import OutputError
 
 
 def temp_beside(target: Path, suffix: str = ".tmp") -> tuple[Path, int]:
@@ -92,6 +96,25 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
         with open(temp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
     return target
+
+
+def write_failure(path: str | Path, error: BaseException) -> OutputError:
+    """One clear :class:`OutputError` for a failed write to ``path`` (a full disk, a read-only folder...).
+
+    torch reports a failed write as a ``RuntimeError`` without the cause; a full disk is then named
+    from the free space left.
+    """
+    path = Path(path)
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "the disk is full (no space left on device); free some space"
+    elif isinstance(error, OSError):
+        reason = " ".join(str(error.strerror or error).split())
+    else:
+        reason = "the write failed"
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(next(p for p in [path, *path.parents] if p.exists())).free < 1 << 20:
+                reason = "the disk is full (no space left on device); free some space"
+    return OutputError(f"could not write {path}: {reason}")
 
 
 def json_safe(value: Any) -> Any:

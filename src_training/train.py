@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from napari_volumenet.atomic import atomic_path, write_json_atomic
+from napari_volumenet.atomic import atomic_path, termination_unwinds, write_json_atomic
 
 PROG = "volumenet-train"
 EXIT_ERROR = 2
@@ -218,8 +218,39 @@ def build_parser() -> argparse.ArgumentParser:
 def _torch_save_atomic(payload: dict, path: Path) -> None:
     import torch
 
-    with atomic_path(path) as temp:
-        torch.save(payload, temp)
+    from napari_volumenet.atomic import write_failure
+
+    try:
+        with atomic_path(path) as temp:
+            torch.save(payload, temp)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as a RuntimeError
+        raise write_failure(path, error) from None
+
+
+def _check_writable(out: Path) -> None:
+    """The run folder exists and is writable, or can be created: else one clear :class:`OutputError`."""
+    from napari_volumenet.errors import OutputError
+
+    existing = next(p for p in [out, *out.parents] if p.exists())
+    if not existing.is_dir():
+        raise OutputError(f"cannot create the run folder {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "write into the run folder" if existing == out else "create the run folder"
+        raise OutputError(f"cannot {what} {out}: permission denied on {existing}")
+
+
+def _read_run_config(path: Path) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """A run's config.json and the sha256 of its training and validation files; a damaged file is one clear error."""
+    from napari_volumenet.errors import VolumeNetError
+
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        files = config.get("files", [])
+        saved = {role: sorted(f["sha256"] for f in files if f.get("role") == role) for role in ("train", "val")}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as error:
+        raise VolumeNetError(f"--resume: {path} is damaged or unreadable ({type(error).__name__}: "
+                             f"{str(error)[:120]}); start a new run from its last.pt with --init-from") from None
+    return config, saved
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -322,16 +353,19 @@ class Trainer:
         if out.exists() and not out.is_dir():
             raise OutputError(f"--out {out} exists and is not a folder.")
         if args.resume:
-            missing = [n for n in ("resume.pt", "last.pt", "config.json") if not (out / n).is_file()]
+            missing = [n for n in ("resume.pt", "config.json") if not (out / n).is_file()]
             if missing:
-                raise VolumeNetError(f"--resume: {out} holds no run to resume (missing {', '.join(missing)}).")
+                raise VolumeNetError(f"--resume: {out} holds no run to resume (missing {', '.join(missing)}); "
+                                     "a run that stopped before its first checkpoint starts again without --resume.")
         else:
-            taken = [n for n in ("last.pt", "best.pt", "metrics.csv", "resume.pt", "config.json") if (out / n).exists()]
+            # config.json and metrics.csv alone are a run that died before its first checkpoint: start it again
+            taken = [n for n in ("last.pt", "best.pt", "resume.pt") if (out / n).exists()]
             if taken:
                 raise OutputError(
                     f"--out {out} already holds a training run ({', '.join(taken)}); pass --resume to continue it "
                     "or choose another folder."
                 )
+        _check_writable(out)
 
     def build_model(self):
         import torch
@@ -593,15 +627,14 @@ class Trainer:
             ) from None
         if not isinstance(payload, dict) or payload.get("format") != RESUME_FORMAT:
             raise VolumeNetError(f"--resume: {path} is not a volumenet-train resume file")
+        self.check_resume_payload(path, payload)
         ours = json.dumps(self.model.config, sort_keys=True)
         if payload.get("model_config") != ours:
             raise VolumeNetError(
                 f"--resume: the run in {self.out} trained {_describe_config(json.loads(payload['model_config']))}, "
                 f"not {_describe_config(self.model.config)}; pass the run's --model/--depth/--channels/--block/--scale"
             )
-        config = json.loads((self.out / "config.json").read_text())
-        saved = {"train": sorted(f["sha256"] for f in config.get("files", []) if f.get("role") == "train"),
-                 "val": sorted(f["sha256"] for f in config.get("files", []) if f.get("role") == "val")}
+        config, saved = _read_run_config(self.out / "config.json")
         if saved != self.data_fingerprint():
             raise VolumeNetError(
                 f"--resume: the training or validation volumes differ from those in {self.out / 'config.json'}; "
@@ -614,6 +647,24 @@ class Trainer:
                 raise VolumeNetError(f"--resume: the run used --{key} {before}, not {now}")
         self.saved_config = config
         return payload
+
+    def check_resume_payload(self, path: Path, payload: dict[str, Any]) -> None:
+        """Every part of a resume file is there and fits (weights, optimizer), else one clear error."""
+        import torch
+
+        from napari_volumenet.errors import VolumeNetError
+
+        try:
+            missing = [k for k in ("model_config", "state_dict", "optimizer", "step") if k not in payload]
+            if missing:
+                raise KeyError(missing[0])
+            if payload["model_config"] == json.dumps(self.model.config, sort_keys=True):  # else load_resume says so
+                self.model.load_state_dict(payload["state_dict"])
+                torch.optim.Adam(self.model.parameters()).load_state_dict(payload["optimizer"])
+            int(payload["step"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise VolumeNetError(f"--resume: {path} is damaged ({type(error).__name__}: {str(error)[:120]}); "
+                                 "start a new run from its last.pt with --init-from") from None
 
     # ---------------------------------------------------------------- metrics file
     def metrics_rows(self) -> list[dict[str, str]]:
@@ -629,8 +680,9 @@ class Trainer:
             with open(path, "w", newline="") as handle:
                 csv.writer(handle).writerow(METRIC_COLUMNS)
             return
-        # rows written after the checkpoint we resume from (a crash between the two) are dropped
-        rows = [r for r in self.metrics_rows() if float(r.get("step") or 0) <= resumed_step]
+        # rows written after the checkpoint we resume from (a crash between the two) and rows cut short
+        # (a full disk) are dropped
+        rows = [r for r in self.metrics_rows() if None not in r.values() and _step_of(r) <= resumed_step]
         with atomic_path(path) as temp, open(temp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
             writer.writeheader()
@@ -716,7 +768,12 @@ class Trainer:
             raise VolumeNetError("another training process failed during setup (see its message)")
 
         if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                from napari_volumenet.atomic import write_failure
+
+                raise write_failure(self.out, error) from None
         if resume is None:
             self.say(f"validation: tricubic baseline on {len(self.val_pairs)} volume(s)…")
             self.tricubic = self.broadcast(self.tricubic_baseline() if self.dist.is_main else None)
@@ -965,6 +1022,14 @@ class Trainer:
         return exit_code
 
 
+def _step_of(row: dict[str, str]) -> float:
+    """The step of a metrics.csv row; infinity for one that cannot be read (so that it is dropped)."""
+    try:
+        return float(row.get("step") or 0)
+    except ValueError:
+        return math.inf
+
+
 def _describe_config(config: dict[str, Any]) -> str:
     name = config.get("name", "?")
     parts = [name]
@@ -1005,9 +1070,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             dist.init_process_group(backend="nccl" if wants_cuda else "gloo")
             initialised = True
         trainer = Trainer(args, info, started)
-        return trainer.run(argv)
-    except VolumeNetError as error:
+        with termination_unwinds():  # SIGTERM / SIGHUP stop like Ctrl-C: checkpoint kept, no temporary file
+            return trainer.run(argv)
+    except (VolumeNetError, OSError) as error:  # OSError: a write into the run folder failed (a full disk)
         if info.is_main:
+            if isinstance(error, OSError):
+                from napari_volumenet.atomic import write_failure
+
+                error = write_failure(Path(error.filename or args.out), error)
             message = str(error).strip().replace("\n", " ")
             print(f"{PROG}: error: {message}", file=sys.stderr)
         return EXIT_ERROR

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_failure
 from ..errors import ModelError, WeightsError
 from ..models import SuperResolutionNet, create_model
 from ..ops.normalize import MODALITIES
@@ -73,8 +73,11 @@ def save_weights(
         "metadata": json.loads(json.dumps(metadata)),  # plain types only, so weights_only loading works
     }
     path = Path(path)
-    with atomic_path(path) as temp:
-        torch.save(payload, temp)
+    try:
+        with atomic_path(path) as temp:
+            torch.save(payload, temp)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as a RuntimeError
+        raise write_failure(path, error) from None
     return path
 
 
