@@ -7,6 +7,9 @@ upscale``), and compares every output with the ground truth through
 :func:`napari_volumenet.ops.metrics.compute_metrics`. It yields a :class:`Step` after every tile
 (and at each stage) and returns a :class:`RunResult` (``StopIteration.value``).
 
+With ``min_steps`` (the widget passes :data:`MIN_STEPS`) each network runs in at least that many
+tiles (:func:`progress_tile`), so that progress moves and a cancel waits for one small tile only.
+
 The widget drives it from a ``thread_worker`` (progress bar, cancel at the next tile boundary);
 tests and scripts drive it synchronously with :func:`run_sync`. Closing the generator early
 (cancel) drops everything: nothing is returned.
@@ -18,6 +21,8 @@ Arrays come in and go out in the layer's *view* order (see :mod:`napari_volumene
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,10 +31,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ._geometry import IDENTITY_ORNT, from_view, to_view, view_factors
 from .errors import InputError, ModelError, WeightsError
-from .inference import Plan, make_plan, upscale_steps
+from .inference import MIN_TILE, Plan, make_plan, upscale_steps
 from .models import SuperResolutionNet, count_parameters, create_model
 from .ops.degrade import crop_to_multiple, degrade
 from .ops.metrics import compute_metrics
@@ -42,6 +48,15 @@ UNTRAINED = "untrained (random weights, speed only)"
 TRICUBIC_LABEL = "tricubic"
 DIFF_PERCENTILE = 99.5
 """The shared upper contrast limit of the difference maps: the largest of their 99.5th percentiles."""
+MIN_STEPS = 12
+"""Tiles per network in the widget: a progress step (and the longest wait for Cancel) is ≤ 1/12 of a run."""
+HEAP_BLOCK_BYTES = 32 * 2**20
+"""glibc's largest mmap threshold. In a worker thread a larger block (one feature map of a big window)
+is mapped afresh on every allocation and page-faulted in (napari_volumenet._allocator can only steer
+the main thread); smaller ones are reused from the heap."""
+MAPPED_COST = 1.4
+"""Time per window voxel of windows whose maps exceed :data:`HEAP_BLOCK_BYTES`, relative to smaller ones
+(measured in a worker thread on VolumeNet D9C32: 25.4 µs for 85×64×60 windows, 18.5 µs for 64×64×60)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +140,53 @@ class RunResult:
         raise KeyError(label)
 
 
+def _widest_map(model: nn.Module) -> int:
+    """Channels of the widest feature map a network makes (its convolutions' largest output)."""
+    return max((m.out_channels for m in model.modules() if isinstance(m, nn.Conv3d)), default=1)
+
+
+def _axis_cores(n: int, smallest: int) -> list[int]:
+    """Every distinct core length that cuts an axis of ``n`` into k ≥ 1 nearly equal parts (≥ ``smallest``)."""
+    return sorted({math.ceil(n / k) for k in range(1, max(1, n // smallest) + 1)}, reverse=True)
+
+
+def progress_tile(shape: Sequence[int], model: nn.Module, *, min_tiles: int = MIN_STEPS,
+                  max_window: int | None = None) -> tuple[int, int, int]:
+    """Core per axis that cuts ``shape`` into ≥ ``min_tiles`` tiles at the least estimated cost.
+
+    Cost: window voxels (core + 2 × receptive field per axis, as in
+    :func:`~napari_volumenet.inference.make_plan`), times :data:`MAPPED_COST` where one feature
+    map exceeds :data:`HEAP_BLOCK_BYTES`. ``max_window`` (voxels) bounds a window (free memory).
+    A core is never shorter than twice the receptive field (nor :data:`~napari_volumenet.inference.MIN_TILE`),
+    so the halo at most doubles a window along an axis; volumes too small for ``min_tiles`` such
+    tiles get as many as they hold.
+    """
+    halo = int(model.receptive_field)
+    map_bytes = 4 * _widest_map(model)
+    smallest = max(MIN_TILE, 2 * halo)
+    options = []
+    for cores in itertools.product(*(_axis_cores(int(n), smallest) for n in shape)):
+        tiles = math.prod(math.ceil(n / c) for n, c in zip(shape, cores))
+        window = math.prod(c + 2 * halo for c in cores)
+        if max_window is not None and window > max_window:
+            continue
+        cost = tiles * window * (MAPPED_COST if window * map_bytes > HEAP_BLOCK_BYTES else 1.0)
+        options.append((tiles < min_tiles, cost if tiles >= min_tiles else -tiles, cores))
+    if not options:
+        return tuple(MIN_TILE if n > MIN_TILE else int(n) for n in shape)  # type: ignore[return-value]
+    return min(options)[2]  # type: ignore[return-value]
+
+
+def _network_plan(shape: Sequence[int], model: SuperResolutionNet, *, tile: int | Sequence[int] | None,
+                  min_steps: int, device: str, precision: str) -> Plan:
+    """The tile plan of one network: ``tile`` when given, else ≥ ``min_steps`` tiles within free memory."""
+    plan = make_plan(shape, model, tile=tile, device=device, precision=precision)
+    if tile is not None or min_steps <= 1 or plan.tiles >= min_steps:
+        return plan
+    cores = progress_tile(shape, model, min_tiles=min_steps, max_window=math.prod(plan.window))
+    return make_plan(shape, model, tile=cores, device=device, precision=precision)
+
+
 def _load(spec: ModelSpec, scale: tuple[int, int, int] | None, modality: str | None, seed: int
           ) -> tuple[SuperResolutionNet, dict[str, Any]]:
     if spec.weights is not None:
@@ -181,7 +243,7 @@ def _match_ground_truth(gt_view: np.ndarray, lr_view_shape: Sequence[int], view_
         if tuple(cropped.shape) == expected:
             return cropped, True
     raise InputError(
-        f"The ground truth has shape {tuple(gt_view.shape)}, but ×{'×'.join(map(str, view_scale))} "
+        f"Ground truth: the layer has shape {tuple(gt_view.shape)}, but ×{'×'.join(map(str, view_scale))} "
         f"of the input {tuple(lr_view_shape)} is {expected}; choose the HR volume this LR volume was made from."
     )
 
@@ -222,6 +284,7 @@ def run_steps(
     tile: int | None = None,
     tricubic: bool = True,
     seed: int = 0,
+    min_steps: int = 1,
 ) -> Generator[Step, None, RunResult]:
     """Upscale ``image`` with every network of ``specs`` (and tricubic), compare with the ground truth.
 
@@ -245,14 +308,18 @@ def run_steps(
         As for :func:`napari_volumenet.inference.make_plan` (``tile=None``: from free memory).
     tricubic
         Also produce the tricubic (cubic B-spline) upsampling, as the first output.
+    min_steps
+        With ``tile=None``: run each network in at least this many tiles (:func:`progress_tile`).
+
+    Untrained networks (speed only) get no metrics and no difference map.
     """
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
     image = np.asarray(image)
     if image.ndim != 3:
-        raise InputError(f"The input must be a 3D volume, got shape {image.shape}.")
+        raise InputError(f"Input layer: it must be a 3D volume, got shape {image.shape}.")
     if image.dtype.kind not in "biuf":
-        raise InputError(f"The input must be a real-valued volume, got data type {image.dtype}.")
+        raise InputError(f"Input layer: it must be a real-valued volume, got data type {image.dtype}.")
     ornt = IDENTITY_ORNT if ornt is None else np.asarray(ornt, dtype=float)
     if not specs and not tricubic:
         raise InputError("Nothing to run: choose a model or tricubic interpolation.")
@@ -262,7 +329,7 @@ def run_steps(
     vs = view_factors(s, ornt)
     stored = from_view(image, ornt)
     if not np.all(np.isfinite(stored)):
-        raise InputError("The input volume contains NaN or infinite values.")
+        raise InputError("Input layer: the volume contains NaN or infinite values.")
 
     gt_view: np.ndarray | None = None
     gt_cropped = False
@@ -291,7 +358,8 @@ def run_steps(
         index += 1
     for spec, model, meta in models:
         normalization = fit_normalization(lr_stored, modality)
-        plan = make_plan(lr_stored.shape, model, tile=tile, device=device, precision=precision)
+        plan = _network_plan(lr_stored.shape, model, tile=tile, min_steps=min_steps, device=device,
+                             precision=precision)
         hr, seconds = yield from _run_network(spec.label, model, lr_stored, normalization=normalization,
                                               plan=plan, index=index, count=count)
         outputs.append(Output(spec.label, "sr", to_view(hr, ornt), seconds, count_parameters(model), plan,
@@ -305,6 +373,8 @@ def run_steps(
         result.value_range = (float(gt.min()), float(gt.max()))
         high = 0.0
         for i, out in enumerate(outputs):
+            if out.untrained:
+                continue
             yield Step("metrics", out.label, i, len(outputs), i, count)
             out.metrics = compute_metrics(gt, out.data)
             out.difference = np.abs(out.data - gt.astype(np.float32, copy=False))
@@ -343,6 +413,6 @@ def describe_plan(plan: Plan) -> str:
 
 
 __all__ = [
-    "MODES", "UNTRAINED", "ModelSpec", "Output", "RunResult", "Step", "describe_plan", "load_models",
-    "run_steps", "run_sync", "slice_metrics",
+    "MIN_STEPS", "MODES", "UNTRAINED", "ModelSpec", "Output", "RunResult", "Step", "describe_plan", "load_models",
+    "progress_tile", "run_steps", "run_sync", "slice_metrics",
 ]

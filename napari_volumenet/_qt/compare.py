@@ -1,8 +1,9 @@
 """The list of networks for the block comparison: VolumeNet with each block, and the baselines.
 
-Each row is run with its weights file when one is given; otherwise it is built with random weights
-and labelled "untrained (random weights, speed only)": its time and parameter count are real, its
-image quality is not.
+A block with bundled weights (:func:`napari_volumenet._comparison.comparison_weights`) is checked
+with its weights file; the other rows start unchecked. A row checked without a weights file runs
+with random weights as a speed-only run: its time and parameter count are real, it adds no image
+and shows no quality.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from qtpy.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from .._pipeline import UNTRAINED, ModelSpec
+from .._comparison import comparison_weights
+from .._pipeline import ModelSpec
 from ..models import list_blocks
+from ..weights import list_bundled, read_weights_file
 
 DEPTH_CHANNELS_MODELS = ("volumenet", "parallelnet")
+NO_WEIGHTS = "no weights: speed only when checked"
 
 
 @dataclass(frozen=True)
@@ -29,11 +33,19 @@ class Candidate:
     model: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     checked: bool = True
+    weights: Path | None = None
+
+
+def _block_of(entry: Any) -> str:
+    kwargs = read_weights_file(entry.path)["metadata"].get("model_kwargs", {})
+    return str(kwargs.get("block", "conv"))
 
 
 def default_candidates() -> list[Candidate]:
-    """VolumeNet (the ParallelNet layout) with each of the paper's seven blocks, then the baselines."""
-    rows = [Candidate(f"VolumeNet · {block}", "volumenet", {"block": block}) for block in list_blocks()]
+    """VolumeNet with each of the paper's seven blocks (checked where bundled weights exist), then the baselines."""
+    trained = comparison_weights(list_bundled(), _block_of)
+    rows = [Candidate(f"VolumeNet · {block}", "volumenet", {"block": block}, checked=block in trained,
+                      weights=trained[block].path if block in trained else None) for block in list_blocks()]
     rows += [
         Candidate("3D SRCNN", "srcnn3d", {}, checked=False),
         Candidate("DCSRN", "dcsrn", {}, checked=False),
@@ -51,7 +63,7 @@ class ModelList(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.table = QTableWidget(len(self.candidates), 3)
-        self.table.setHorizontalHeaderLabels(["Network", "Weights file (empty: untrained)", ""])
+        self.table.setHorizontalHeaderLabels(["Network", "Weights file", ""])
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
@@ -63,8 +75,9 @@ class ModelList(QWidget):
             item.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
             item.setCheckState(Qt.Checked if cand.checked else Qt.Unchecked)
             self.table.setItem(row, 0, item)
-            edit = QLineEdit()
-            edit.setPlaceholderText(UNTRAINED)
+            edit = QLineEdit("" if cand.weights is None else str(cand.weights))
+            edit.setPlaceholderText(NO_WEIGHTS)
+            edit.setToolTip("Weights file of this network; empty: random weights, timed only (no image, no PSNR)")
             self.table.setCellWidget(row, 1, edit)
             browse = QPushButton("…")
             browse.setToolTip("Choose a weights file for this network")

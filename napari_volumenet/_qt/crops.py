@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,25 +10,11 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor, QFont, QImage, QPainter, QPixmap
 from qtpy.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-TARGET_PIXELS = 128
-"""The longer side of a magnified HR crop, about (integer magnification, at most ×16)."""
-MAX_MAGNIFICATION = 16
+from .._comparison import Crop
+
+__all__ = ["COLUMNS", "Crop", "CropsPanel", "magnify", "render_panel", "to_uint8"]
+
 COLUMNS = 2
-
-
-@dataclass
-class Crop:
-    """One image of the panel: a 2D crop and how much to magnify it (per axis, nearest neighbour)."""
-
-    title: str
-    data: np.ndarray
-    magnification: tuple[int, int]
-
-
-def magnification_for(shape: Sequence[int]) -> int:
-    """Integer magnification that brings the longer side of ``shape`` near :data:`TARGET_PIXELS`."""
-    longest = max(int(n) for n in shape) if len(shape) else 1
-    return int(min(MAX_MAGNIFICATION, max(1, TARGET_PIXELS // max(longest, 1))))
 
 
 def to_uint8(data: np.ndarray, window: tuple[float, float]) -> np.ndarray:

@@ -14,11 +14,14 @@ from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableW
 
 from ..atomic import write_text_atomic
 
-METRIC_COLUMNS = ("output", "scope", "rmse", "psnr", "psnr_fg", "ssim")
-METRIC_HEADERS = ("Output", "Scope", "RMSE", "PSNR", "PSNR-fg", "SSIM")
+METRIC_COLUMNS = ("output", "scope", "psnr", "gain", "ssim")
+METRIC_HEADERS = ("Output", "Scope", "PSNR", "Δ tricubic", "SSIM")
+METRIC_CSV_COLUMNS = ("output", "scope", "rmse", "psnr", "gain", "psnr_fg", "ssim")
+"""The table shows PSNR, its gain over tricubic and SSIM; the CSV has every metric."""
 COMPARISON_COLUMNS = ("model", "weights", "psnr", "ssim", "seconds", "params")
 COMPARISON_HEADERS = ("Model", "Weights", "PSNR", "SSIM", "Seconds", "#Params")
-DECIMALS = {"rmse": 3, "psnr": 2, "psnr_fg": 2, "ssim": 4, "seconds": 2}
+DECIMALS = {"rmse": 3, "psnr": 2, "psnr_fg": 2, "ssim": 4, "seconds": 2, "gain": 2}
+SIGNED = ("gain",)
 
 
 def format_value(key: str, value: Any) -> str:
@@ -30,7 +33,8 @@ def format_value(key: str, value: Any) -> str:
             return "—"
         if math.isinf(value):
             return "∞"
-        return f"{value:.{DECIMALS.get(key, 3)}f}"
+        sign = "+" if key in SIGNED else ""
+        return f"{value:{sign}.{DECIMALS.get(key, 3)}f}"
     if key == "params" and isinstance(value, int):
         return f"{value / 1e6:.3f} M" if value >= 1000 else str(value)
     return str(value)
@@ -69,6 +73,18 @@ def fill_table(table: QTableWidget, rows: Sequence[Mapping[str, Any]], columns: 
             if tip:
                 item.setToolTip(tip)
             table.setItem(r, c, item)
+
+
+def fit_rows(table: QTableWidget, minimum: int = 3) -> None:
+    """Make ``table`` exactly as tall as its rows (at least ``minimum``): every row shows, none scrolls."""
+    rows = max(table.rowCount(), minimum)
+    height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+    height += sum(table.rowHeight(r) for r in range(table.rowCount()))
+    height += (rows - table.rowCount()) * table.verticalHeader().defaultSectionSize()
+    if table.horizontalScrollBar().isVisible():
+        height += table.horizontalScrollBar().sizeHint().height()
+    table.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    table.setFixedHeight(height)
 
 
 def table_text(table: QTableWidget) -> list[list[str]]:

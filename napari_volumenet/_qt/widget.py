@@ -8,7 +8,6 @@ adds the resulting layers with the right geometry and shows tables and crops.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -23,24 +22,27 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import (
-    QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QButtonGroup, QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
     QProgressBar, QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSpinBox, QStyle, QTabWidget, QVBoxLayout,
     QWidget,
 )
 
 from .. import __version__
-from .._geometry import METADATA_KEY, LayerGeometry
-from .._pipeline import (
-    UNTRAINED, ModelSpec, Output, RunResult, Step, describe_plan, run_steps, slice_metrics,
+from .._comparison import (
+    Crop, LayerInfo, choose_layers, comparison_rows, crops, grid_order, grid_shape, hr_region, metric_rows,
+    region_slices, same_layer, slice_index,
 )
+from .._geometry import METADATA_KEY, LayerGeometry
+from .._pipeline import MIN_STEPS, UNTRAINED, ModelSpec, Output, RunResult, Step, describe_plan, run_steps
 from ..errors import InputError, VolumeNetError
 from ..inference import PRECISIONS, resolve_device
 from ..models import list_models
 from ..weights import list_bundled
 from .compare import ModelList
-from .crops import Crop, CropsPanel, magnification_for
+from .crops import CropsPanel
 from .tables import (
-    COMPARISON_COLUMNS, COMPARISON_HEADERS, METRIC_COLUMNS, METRIC_HEADERS, fill_table, make_table, write_csv,
+    COMPARISON_COLUMNS, COMPARISON_HEADERS, METRIC_COLUMNS, METRIC_CSV_COLUMNS, METRIC_HEADERS, fill_table,
+    fit_rows, make_table, write_csv,
 )
 
 NONE = "(none)"
@@ -49,7 +51,11 @@ CUSTOM = "Custom weights file…"
 AUTO_MODALITY = "auto (from the weights)"
 REGION_LAYER = "SR region"
 DIFF_COLORMAP = "magma"
-MIN_WIDTH = 460
+PLUGIN = "napari-volumenet"
+WIDGET_NAME = "VolumeNet super-resolution"
+"""The dock widget's display name in napari.yaml."""
+COMPARE_TAB = 1
+MIN_WIDTH = 430
 """Width of the dock's content (px): room for the metrics table and two columns of crops."""
 REFRESH_MS = 80
 """Debounce of the live metrics: they are recomputed once the slider has rested this long."""
@@ -136,8 +142,6 @@ class FittingTabs(QTabWidget):
 class SuperResolutionWidget(QWidget):
     """Upscale a volume, compare with tricubic and the ground truth, browse live metrics and crops."""
 
-    start_tab = 0
-
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
@@ -147,6 +151,10 @@ class SuperResolutionWidget(QWidget):
         self.comparison_rows: list[dict[str, Any]] = []
         self.last_timing: dict[str, float] = {}
         self.diff_layers: list[Image] = []
+        self._input_fixed = False
+        self._truth_fixed = False
+        self._overlay_state: list[tuple[str, bool]] | None = None
+        """Layer order and visibility before Side by side, restored after it."""
         self._build()
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -170,10 +178,31 @@ class SuperResolutionWidget(QWidget):
         scroll.setMinimumWidth(MIN_WIDTH + scroll.verticalScrollBar().sizeHint().width() + 4)
         layout = QVBoxLayout(body)
         layout.setSpacing(4)
+        layout.addWidget(self._build_inputs())
+        self.tabs = FittingTabs()
+        self.tabs.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+        self.tabs.addTab(self._build_model_tab(), "Model")
+        self.tabs.addTab(self._build_compare_tab(), "Compare blocks")
+        self.tabs.addTab(self._build_device_tab(), "Device")
+        self.tabs.currentChanged.connect(self._fit_tab)
+        layout.addWidget(self.tabs)
+        layout.addLayout(self._build_run_row())
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        layout.addWidget(self.progress)
+        self.status = QLabel("Choose an input layer and a weights file, then Run.")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        layout.addWidget(self._build_results())
+        layout.addStretch(1)
+        self._fit_tab(0)
 
+    def _build_inputs(self) -> QGroupBox:
         inputs = QGroupBox("Input")
         form = QFormLayout(inputs)
         self.input_combo = self._combo("The 3D image layer to upscale (in Simulate mode: the HR volume)")
+        self.input_combo.currentIndexChanged.connect(partial(self._user_chose, "input"))
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Open NIfTI / MGH volumes with this plugin's reader (physical geometry)")
         self.open_button.clicked.connect(self._open_dialog)
@@ -196,18 +225,12 @@ class SuperResolutionWidget(QWidget):
         modes.addStretch(1)
         form.addRow("Mode", modes)
         self.gt_combo = self._combo("Optional HR volume to compare with (s × the input's shape)")
+        self.gt_combo.currentIndexChanged.connect(partial(self._user_chose, "truth"))
         form.addRow("Ground truth", self.gt_combo)
         self.mode_simulate.toggled.connect(lambda on: self.gt_combo.setEnabled(not on))
-        layout.addWidget(inputs)
+        return inputs
 
-        self.tabs = FittingTabs()
-        self.tabs.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
-        self.tabs.addTab(self._build_model_tab(), "Model")
-        self.tabs.addTab(self._build_compare_tab(), "Compare blocks")
-        self.tabs.addTab(self._build_device_tab(), "Device")
-        self.tabs.currentChanged.connect(self._fit_tab)
-        layout.addWidget(self.tabs)
-
+    def _build_run_row(self) -> QHBoxLayout:
         run_row = QHBoxLayout()
         self.run_button = QPushButton("Run")
         self.run_button.setToolTip("Upscale the input with the chosen model (and tricubic)")
@@ -223,22 +246,18 @@ class SuperResolutionWidget(QWidget):
         run_row.addWidget(self.cancel_button)
         run_row.addWidget(self.badge)
         run_row.addStretch(1)
-        layout.addLayout(run_row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        layout.addWidget(self.progress)
-        self.status = QLabel("Choose an input layer and a weights file, then Run.")
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        return run_row
 
+    def _build_results(self) -> QGroupBox:
         results = QGroupBox("Results")
-        results.setToolTip("RMSE, PSNR, PSNR-fg, SSIM against the ground truth, on the 0–255 scale of its range "
-                           "(the paper's protocol); slice and region rows follow the slider and the rectangle")
+        results.setToolTip("PSNR (and its gain over tricubic) and SSIM against the ground truth, on the 0–255 "
+                           "scale of its range (the paper's protocol); region and slice rows follow the rectangle "
+                           "and the slider. The CSV adds RMSE and PSNR-fg.")
         rlayout = QVBoxLayout(results)
         buttons = QHBoxLayout()
         self.grid_button = QPushButton("Side by side")
-        self.grid_button.setToolTip("napari grid mode: every layer in its own view (difference maps included)")
+        self.grid_button.setToolTip("napari grid mode, one labelled view each: GT, tricubic, SR…, LR, then the "
+                                    "difference maps")
         self.grid_button.setCheckable(True)
         self.grid_button.toggled.connect(self.set_grid)
         self.csv_button = QPushButton("Table CSV…")
@@ -248,11 +267,8 @@ class SuperResolutionWidget(QWidget):
         for button in (self.grid_button, self.csv_button, self.png_button):
             buttons.addWidget(button)
         rlayout.addLayout(buttons)
-        self.metrics_table = make_table(METRIC_HEADERS)
-        self.metrics_table.setMinimumHeight(150)
-        rlayout.addWidget(self.metrics_table)
         region_row = QHBoxLayout()
-        self.region_combo = self._combo("Shapes layer whose last rectangle is the region")
+        self.region_combo = self._combo("Shapes layer whose last rectangle is the region (it follows the slider)")
         self.draw_button = QPushButton("Draw")
         self.draw_button.setToolTip("Add a Shapes layer and start drawing a rectangle")
         self.draw_button.clicked.connect(self.start_region)
@@ -260,12 +276,12 @@ class SuperResolutionWidget(QWidget):
         region_row.addWidget(self.region_combo, 1)
         region_row.addWidget(self.draw_button)
         rlayout.addLayout(region_row)
+        self.metrics_table = make_table(METRIC_HEADERS)
+        fit_rows(self.metrics_table)
+        rlayout.addWidget(self.metrics_table)
         self.crops = CropsPanel()
         rlayout.addWidget(self.crops)
-        layout.addWidget(results)
-        layout.addStretch(1)
-        self.tabs.setCurrentIndex(self.start_tab)
-        self._fit_tab(self.start_tab)
+        return results
 
     def _combo(self, tooltip: str) -> LayerCombo:
         combo = LayerCombo(self.refresh_layer_choices)
@@ -277,10 +293,6 @@ class SuperResolutionWidget(QWidget):
     def _build_device_tab(self) -> QWidget:
         tab = QWidget()
         form = QFormLayout(tab)
-        self.modality_combo = QComboBox()
-        self.modality_combo.addItems([AUTO_MODALITY, "mri", "ct"])
-        self.modality_combo.setToolTip("Intensity normalisation; by default the one the weights were trained with")
-        form.addRow("Modality", self.modality_combo)
         self.device_combo = QComboBox()
         self.device_combo.addItems(self._devices())
         self.device_combo.currentTextChanged.connect(self._update_badge_preview)
@@ -298,6 +310,10 @@ class SuperResolutionWidget(QWidget):
         form.addRow("Tile (LR voxels)", self.tile_spin)
         return tab
 
+    def show_comparison(self) -> None:
+        """Switch to the "Compare blocks" tab (what the block-comparison menu entry does)."""
+        self.tabs.setCurrentIndex(COMPARE_TAB)
+
     def _fit_tab(self, index: int) -> None:
         """Size the tab widget to the current tab only (the Compare tab is much taller)."""
         self.tabs.updateGeometry()
@@ -305,12 +321,15 @@ class SuperResolutionWidget(QWidget):
     def _build_model_tab(self) -> QWidget:
         tab = QWidget()
         form = QFormLayout(tab)
+        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         self.model_combo = QComboBox()
         self.model_combo.addItems([ANY_MODEL, *[m for m in list_models() if m != "tricubic"]])
         self.model_combo.setToolTip("The network the weights must hold (checked when they are loaded)")
         self.model_combo.currentTextChanged.connect(self._fill_weights)
         form.addRow("Model", self.model_combo)
         self.weights_combo = QComboBox()
+        self.weights_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.weights_combo.setMinimumContentsLength(16)
         self.weights_combo.currentTextChanged.connect(self._weights_choice_changed)
         form.addRow("Weights", self.weights_combo)
         file_row = QHBoxLayout()
@@ -321,6 +340,10 @@ class SuperResolutionWidget(QWidget):
         file_row.addWidget(self.weights_edit)
         file_row.addWidget(self.weights_browse)
         form.addRow("File", file_row)
+        self.modality_combo = QComboBox()
+        self.modality_combo.addItems([AUTO_MODALITY, "mri", "ct"])
+        self.modality_combo.setToolTip("Intensity normalisation; by default the one the weights were trained with")
+        form.addRow("Modality", self.modality_combo)
         self.tricubic_check = QCheckBox("Add the tricubic interpolation")
         self.tricubic_check.setChecked(True)
         form.addRow("", self.tricubic_check)
@@ -330,8 +353,9 @@ class SuperResolutionWidget(QWidget):
     def _build_compare_tab(self) -> QWidget:
         tab = QWidget()
         layout = QVBoxLayout(tab)
-        note = QLabel("Runs each checked network in turn on the same input (tricubic first). Rows without a "
-                      f"weights file are {UNTRAINED}: their time and size are real, their quality is not shown.")
+        note = QLabel("Runs each checked network in turn on the same input (tricubic first). Networks with "
+                      "bundled weights are checked; a row checked without weights is a speed-only run (random "
+                      "weights): its time and size are real, it adds no image and shows no PSNR.")
         note.setWordWrap(True)
         layout.addWidget(note)
         self.model_list = ModelList()
@@ -366,7 +390,8 @@ class SuperResolutionWidget(QWidget):
         self.weights_combo.clear()
         for w in list_bundled():
             if model in (ANY_MODEL, w.model):
-                self.weights_combo.addItem(f"{w.name} — {w.description}", w.name)
+                self.weights_combo.addItem(w.name, w.name)
+                self.weights_combo.setItemData(self.weights_combo.count() - 1, w.description, Qt.ToolTipRole)
         self.weights_combo.addItem(CUSTOM, None)
         index = self.weights_combo.findText(current)
         self.weights_combo.setCurrentIndex(max(index, 0))
@@ -397,7 +422,8 @@ class SuperResolutionWidget(QWidget):
             return [ModelSpec(f"SR {bundled.name}", bundled.path, model)]
         text = self.weights_edit.text().strip()
         if not text:
-            raise InputError("Choose a weights file (File ▸ …): there are no bundled weights for this model yet.")
+            raise InputError("Weights: choose a weights file (File ▸ …); there are no bundled weights for this "
+                             "model yet.")
         path = Path(text).expanduser()
         return [ModelSpec(f"SR {path.stem}", path, model)]
 
@@ -405,37 +431,31 @@ class SuperResolutionWidget(QWidget):
         return [lyr for lyr in self.viewer.layers
                 if isinstance(lyr, Image) and lyr.ndim == 3 and not lyr.rgb and not lyr.multiscale]
 
-    def refresh_layer_choices(self, *_: Any) -> None:
-        """Fill the layer combos; pick the sample's LR/HR pair (or the selected layer) when nothing is chosen."""
-        images = self._image_layers()
-        names = [lyr.name for lyr in images]
+    def _user_chose(self, which: str, *_: Any) -> None:
+        """A combo changed outside :meth:`refresh_layer_choices`: keep that choice from now on."""
+        setattr(self, f"_{which}_fixed", True)
 
-        def role(lyr: Image) -> dict[str, Any]:
+    def _layer_infos(self) -> list[LayerInfo]:
+        infos = []
+        for lyr in self._image_layers():
             entry = lyr.metadata.get(METADATA_KEY) if isinstance(lyr.metadata, dict) else None
-            return entry if isinstance(entry, dict) else {}
+            entry = entry if isinstance(entry, dict) else {}
+            infos.append(LayerInfo(lyr.name, tuple(lyr.data.shape), entry.get("role"), entry.get("pair")))
+        return infos
 
-        current_input = self.input_combo.currentText()
-        if current_input not in names:
-            lr = [lyr for lyr in images if role(lyr).get("role") == "lr"]
-            active = self.viewer.layers.selection.active
-            if lr:
-                current_input = lr[-1].name
-            elif active in images:
-                current_input = active.name
-            else:
-                current_input = names[-1] if names else ""
-        self._set_items(self.input_combo, names, current_input)
-
-        current_gt = self.gt_combo.currentText()
-        if current_gt not in names:
-            current_gt = NONE
-            source = next((lyr for lyr in images if lyr.name == current_input), None)
-            pair = role(source).get("pair") if source is not None else None
-            hr = [lyr for lyr in images if role(lyr).get("role") == "hr" and role(lyr).get("pair") == pair and pair]
-            if hr:
-                current_gt = hr[-1].name
-        self._set_items(self.gt_combo, [NONE, *names], current_gt)
-
+    def refresh_layer_choices(self, *_: Any) -> None:
+        """Fill the layer combos: the user's choices, else the sample's LR/HR pair or the coarser of a pair."""
+        infos = self._layer_infos()
+        names = [info.name for info in infos]
+        active = self.viewer.layers.selection.active
+        truth = self.gt_combo.currentText()
+        input_name, truth_name = choose_layers(
+            infos, self.input_combo.currentText() or None, None if truth in ("", NONE) else truth,
+            input_fixed=self._input_fixed, truth_fixed=self._truth_fixed and truth != "",
+            active=None if active is None else active.name)
+        self._input_fixed &= input_name == self.input_combo.currentText()
+        self._set_items(self.input_combo, names, input_name or "")
+        self._set_items(self.gt_combo, [NONE, *names], truth_name or NONE)
         shapes = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Shapes)]
         current_region = self.region_combo.currentText()
         if current_region not in shapes:
@@ -483,6 +503,7 @@ class SuperResolutionWidget(QWidget):
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layers_changed)
         layers.events.removed.connect(self._on_layers_changed)
+        self.viewer.dims.events.current_step.connect(self.follow_slice)
         self.viewer.dims.events.current_step.connect(self._schedule_refresh)
         self.viewer.dims.events.ndisplay.connect(self._schedule_refresh)
         self.viewer.dims.events.order.connect(self._schedule_refresh)
@@ -537,15 +558,15 @@ class SuperResolutionWidget(QWidget):
     def _prepare(self, comparison: bool) -> tuple[Generator[Step, None, RunResult], RunContext]:
         source = self._layer(self.input_combo.currentText())
         if source is None:
-            raise InputError("Choose an input layer (a 3D image): open a NIfTI file or File ▸ Open Sample.")
+            raise InputError("Input layer: choose a 3D image layer (open a NIfTI file or File ▸ Open Sample).")
         geometry = LayerGeometry.from_layer(source.metadata, source.scale, source.translate, source.ndim)
         mode = "simulate" if self.mode_simulate.isChecked() else "upscale"
         gt_layer = None if mode == "simulate" else self._layer(self.gt_combo.currentText())
-        if gt_layer is not None and gt_layer is source:
-            raise InputError("The ground truth must be another layer than the input (or use Simulate mode).")
+        if same_layer(gt_layer, source):
+            raise InputError("Ground truth: choose another layer than the input (or use Simulate mode).")
         specs = self.model_list.specs() if comparison else self._single_specs()
         if comparison and not specs:
-            raise InputError("Check at least one network to compare.")
+            raise InputError("Compare blocks: check at least one network.")
         modality = self.modality_combo.currentText()
         tile = self.tile_spin.value()
         scale = None
@@ -557,6 +578,7 @@ class SuperResolutionWidget(QWidget):
             ornt=geometry.ornt, modality=None if modality == AUTO_MODALITY else modality, scale=scale,
             device=self.device_combo.currentText(), precision=self.precision_combo.currentText(),
             tile=None if tile < 0 else tile, tricubic=comparison or self.tricubic_check.isChecked(),
+            min_steps=MIN_STEPS,
         )
         window = tuple(float(v) for v in (gt_layer or source).contrast_limits)
         context = RunContext(source.name, geometry, mode, None if gt_layer is None else gt_layer.name,
@@ -660,7 +682,7 @@ class SuperResolutionWidget(QWidget):
             base_affine = geometry.affine
         hr_affine = sr_affine(base_affine, scale)
         hr_shape = tuple(n * s for n, s in zip(geometry.stored(result.lr).shape, scale))
-        ordered = sorted(result.outputs, key=lambda o: o.kind != "tricubic")
+        ordered = sorted((o for o in result.outputs if not o.untrained), key=lambda o: o.kind != "tricubic")
         outputs: dict[str, Image] = {}
         for out in ordered:
             extra = self._provenance(out, context, result)
@@ -680,6 +702,8 @@ class SuperResolutionWidget(QWidget):
                            context.input_name if result.mode == "simulate" else context.gt_name)
         if context.comparison:
             self._fill_comparison(result)
+        if _grid(self.viewer).enabled:
+            self._arrange_grid()
         if result.gt_cropped:
             show_warning("The ground truth was cropped at the end of its stored axes to a multiple of the scale.")
         self.refresh_live()
@@ -718,22 +742,8 @@ class SuperResolutionWidget(QWidget):
         return {"description": description[:80], "sidecar": sidecar, "output": out.label}
 
     def _fill_comparison(self, result: RunResult) -> None:
-        rows = []
-        for out in result.outputs:
-            untrained = out.untrained
-            quality = out.metrics if (out.metrics is not None and not untrained) else {}
-            rows.append({
-                "model": out.label,
-                "weights": UNTRAINED if untrained else ("—" if out.weights is None else out.weights.name),
-                "psnr": quality.get("psnr"),
-                "ssim": quality.get("ssim"),
-                "seconds": out.seconds,
-                "params": out.params,
-                "_tooltip": "Random weights: the time and size are real, the image quality is meaningless."
-                if untrained else "",
-            })
-        self.comparison_rows = rows
-        fill_table(self.comparison_table, rows, COMPARISON_COLUMNS)
+        self.comparison_rows = comparison_rows(result, UNTRAINED)
+        fill_table(self.comparison_table, self.comparison_rows, COMPARISON_COLUMNS)
 
     # ------------------------------------------------------------------ live metrics and crops
     def _slice(self, reference: Image) -> tuple[int, int] | None:
@@ -742,41 +752,25 @@ class SuperResolutionWidget(QWidget):
         if dims.ndisplay != 2 or len(dims.not_displayed) != 1:
             return None
         axis = int(dims.not_displayed[0])
-        point = np.asarray(reference.world_to_data(dims.point), dtype=float)
-        index = int(np.clip(np.round(point[axis]), 0, reference.data.shape[axis] - 1))
-        return axis, index
+        return axis, slice_index(reference.world_to_data(dims.point), axis, reference.data.shape)
+
+    def _region_layer(self) -> Shapes | None:
+        layer = self._layer(self.region_combo.currentText())
+        return layer if isinstance(layer, Shapes) and len(layer.data) else None
 
     def _region_world(self) -> np.ndarray | None:
-        """World (min, max) on the two displayed axes of the region layer's last rectangle."""
-        layer = self._layer(self.region_combo.currentText()) if self.region_combo.currentText() != NONE else None
-        if not isinstance(layer, Shapes) or not len(layer.data):
+        """World coordinates of the corners of the region layer's last rectangle (one row per corner)."""
+        layer = self._region_layer()
+        if layer is None or layer.ndim != self.viewer.dims.ndim:
             return None
         kinds = list(layer.shape_type)
         index = max((i for i, k in enumerate(kinds) if k == "rectangle"), default=len(kinds) - 1)
-        vertices = np.asarray(layer.data[index], dtype=float)
-        world = np.array([layer.data_to_world(v) for v in vertices])
-        displayed = list(self.viewer.dims.displayed)
-        if world.shape[1] != self.viewer.dims.ndim:
-            return None
-        return np.stack([world[:, displayed].min(axis=0), world[:, displayed].max(axis=0)])
+        return np.array([layer.data_to_world(v) for v in np.asarray(layer.data[index], dtype=float)])
 
-    def _region_indices(self, layer: Image, box: np.ndarray) -> tuple[slice, slice] | None:
-        """Voxels of ``layer`` (on the displayed axes) whose centres lie inside the world ``box``."""
-        displayed = list(self.viewer.dims.displayed)
-        corners = []
-        for corner in box:
-            point = np.asarray(self.viewer.dims.point, dtype=float).copy()
-            point[displayed] = corner
-            corners.append(np.asarray(layer.world_to_data(point), dtype=float)[displayed])
-        low, high = np.min(corners, axis=0), np.max(corners, axis=0)
-        slices = []
-        for axis, lo, hi in zip(displayed, low, high):
-            start = max(int(np.ceil(lo - 1e-6)), 0)
-            stop = min(int(np.floor(hi + 1e-6)) + 1, layer.data.shape[axis])
-            if stop <= start:
-                return None
-            slices.append(slice(start, stop))
-        return slices[0], slices[1]
+    def _region_in(self, layer: Image, corners: np.ndarray) -> tuple[slice, slice] | None:
+        """Voxels of ``layer`` on the displayed axes whose centres lie inside the world ``corners``."""
+        data = np.array([layer.world_to_data(c) for c in corners])
+        return region_slices(data, list(self.viewer.dims.displayed), layer.data.shape)
 
     def _region(self, shown: Shown, reference: Image, axis: int) -> tuple[tuple[slice, slice] | None,
                                                                           tuple[slice, slice] | None]:
@@ -785,81 +779,55 @@ class SuperResolutionWidget(QWidget):
         The LR region is the LR voxels whose centres lie inside the rectangle; the HR region is exactly
         their HR voxels, so that every crop covers the same physical area.
         """
-        box = self._region_world()
-        if box is None:
+        corners = self._region_world()
+        if corners is None:
             return None, None
         lr_layer = self._layer(shown.lr_name)
         if lr_layer is None:
-            return self._region_indices(reference, box), None
-        lr_region = self._region_indices(lr_layer, box)
+            return self._region_in(reference, corners), None
+        lr_region = self._region_in(lr_layer, corners)
         if lr_region is None:
             return None, None
         displayed = [a for a in range(3) if a != axis]
-        factors = [shown.result.view_scale[a] for a in displayed]
-        hr_region = tuple(slice(r.start * f, r.stop * f) for r, f in zip(lr_region, factors))
-        return hr_region, lr_region  # type: ignore[return-value]
+        return hr_region(lr_region, [shown.result.view_scale[a] for a in displayed]), lr_region
 
     def refresh_live(self) -> None:
-        """Recompute the metrics table (volume, current slice, region) and the crops."""
+        """Recompute the metrics table (region, current slice, volume) and the crops."""
         shown = self.shown
         rows: list[dict[str, Any]] = []
-        crops: list[Crop] = []
+        crop_list: list[Crop] = []
         if shown is not None:
-            outputs = {label: lyr for label, lyr in shown.outputs.items() if lyr in self.viewer.layers}
-            result = shown.result
-            reference = next(iter(outputs.values()), None)
+            labels = [label for label, lyr in shown.outputs.items() if lyr in self.viewer.layers]
+            reference = shown.outputs[labels[0]] if labels else None
             where = self._slice(reference) if reference is not None else None
             region = lr_region = None
             if where is not None and reference is not None:
                 region, lr_region = self._region(shown, reference, where[0])
-            gt = result.ground_truth
-            if gt is not None and result.value_range is not None:
-                for label in outputs:
-                    rows.append({"output": label, "scope": "volume", **(result.output(label).metrics or {})})
-                if where is not None:
-                    axis, index = where
-                    for label in outputs:
-                        rows.append({"output": label, "scope": f"slice {index}",
-                                     **slice_metrics(gt, result.output(label).data, axis, index, result.value_range)})
-                    if region is not None:
-                        size = "×".join(str(s.stop - s.start) for s in region)
-                        for label in outputs:
-                            rows.append({"output": label, "scope": f"region {size}",
-                                         **slice_metrics(gt, result.output(label).data, axis, index,
-                                                         result.value_range, region)})
+            rows = metric_rows(shown.result, labels, where, region)
             if where is not None and region is not None:
-                crops = self._crops(shown, outputs, where, region, lr_region)
+                crop_list = crops(shown.result, labels, where, region, lr_region)
         self.metric_rows = rows
         fill_table(self.metrics_table, rows, METRIC_COLUMNS)
-        if crops:
-            self.crops.set_crops(crops, shown.context.window if shown else (0.0, 1.0))
+        fit_rows(self.metrics_table)
+        if crop_list:
+            self.crops.set_crops(crop_list, shown.context.window if shown else (0.0, 1.0))
         else:
             self.crops.clear()
 
-    def _crops(self, shown: Shown, outputs: dict[str, Image], where: tuple[int, int],
-               region: tuple[slice, slice], lr_region: tuple[slice, slice] | None) -> list[Crop]:
-        """GT, LR, then each output at the current slice, over the same physical region."""
-        axis, index = where
-        take = [slice(None)] * 3
-        take[axis] = index
-        rows_, cols_ = region
-        magnification = magnification_for((rows_.stop - rows_.start, cols_.stop - cols_.start))
-        square = (magnification, magnification)
-        result = shown.result
-        crops: list[Crop] = []
-        if result.ground_truth is not None:
-            crops.append(Crop("GT", np.asarray(result.ground_truth[tuple(take)])[rows_, cols_], square))
-        if lr_region is not None:
-            lr_take = [slice(None)] * 3
-            lr_take[axis] = index // result.view_scale[axis]  # the LR slice this HR slice lies in
-            displayed = [a for a in range(3) if a != axis]
-            factors = tuple(magnification * result.view_scale[a] for a in displayed)
-            lr2 = np.asarray(result.lr[tuple(lr_take)])
-            crops.append(Crop("LR", lr2[lr_region[0], lr_region[1]], factors))  # type: ignore[arg-type]
-        for label in outputs:
-            data = np.asarray(result.output(label).data[tuple(take)])
-            crops.append(Crop(label, data[rows_, cols_], square))
-        return crops
+    def follow_slice(self, *_: Any) -> None:
+        """Move the region's rectangle to the displayed slice, so that it stays in view while the slider moves."""
+        layer = self._region_layer()
+        dims = self.viewer.dims
+        if layer is None or dims.ndisplay != 2 or len(dims.not_displayed) != 1 or layer.ndim != dims.ndim:
+            return
+        axis = int(dims.not_displayed[0])
+        here = float(np.asarray(layer.world_to_data(dims.point))[axis])
+        shapes = [np.asarray(v, dtype=float) for v in layer.data]
+        if all(np.allclose(v[:, axis], here) for v in shapes):
+            return
+        for vertices in shapes:
+            vertices[:, axis] = here
+        layer.data = shapes
 
     # ------------------------------------------------------------------ region, grid, exports
     def start_region(self) -> Shapes:
@@ -874,23 +842,71 @@ class SuperResolutionWidget(QWidget):
         self.region_combo.setCurrentText(layer.name)
         return layer
 
+    def grid_layers(self) -> list[str]:
+        """The layers of the last run in grid order: GT, tricubic, SR…, LR, then the difference maps."""
+        shown = self.shown
+        if shown is None:
+            return []
+        diffs = [lyr.name for lyr in self.diff_layers]
+        order = grid_order(shown.gt_name, list(shown.outputs), shown.lr_name, diffs)
+        return [name for name in order if name in self.viewer.layers]
+
+    def _move_to_front(self, names: list[str]) -> None:
+        """Put ``names`` first in the layer list, in this order (the grid fills its cells in list order)."""
+        layers = self.viewer.layers
+        for target, name in enumerate(names):
+            index = layers.index(layers[name])
+            if index != target:
+                layers.move(index, target)
+
+    def _arrange_grid(self) -> None:
+        """Only the last run's comparison layers, labelled, one per cell, in :meth:`grid_layers` order."""
+        names = self.grid_layers()
+        if not names:
+            return
+        self._move_to_front(names)
+        for layer in self.viewer.layers:
+            layer.visible = layer.name in names
+            layer.name_overlay.visible = layer.name in names
+        first = self.viewer.layers[names[0]]
+        displayed = list(self.viewer.dims.displayed)
+        extent = np.asarray(first.extent.world, dtype=float)[:, displayed]
+        image = (extent[1, 1] - extent[0, 1], extent[1, 0] - extent[0, 0])
+        height, width = self.viewer.canvas.size
+        grid = _grid(self.viewer)
+        grid.stride = 1
+        grid.shape = grid_shape(len(names), (float(width), float(height)), image)
+
+    def _restore_overlay(self) -> None:
+        """Back from the grid: the layer order and visibility from before it; difference maps hidden."""
+        state = dict(self._overlay_state or [])
+        before = [name for name, _ in self._overlay_state or [] if name in self.viewer.layers]
+        self._move_to_front(before)
+        for layer in self.viewer.layers:
+            layer.name_overlay.visible = False
+            if layer.name in state:
+                layer.visible = state[layer.name]
+            elif layer in self.diff_layers:
+                layer.visible = False
+        self._overlay_state = None
+
     def set_grid(self, on: bool) -> None:
-        """Show every layer side by side (napari grid mode, difference maps shown) or overlaid (hidden)."""
-        for layer in self.diff_layers:
-            if layer in self.viewer.layers:
-                layer.visible = bool(on)
-        if on:  # about twice as wide as tall: GT, LR, tricubic, SR… on the first row, the differences below
-            count = len(self.viewer.layers)
-            rows = max(1, math.ceil(math.sqrt(count / 2)))
-            _grid(self.viewer).shape = (rows, max(1, math.ceil(count / rows)))
-        _grid(self.viewer).enabled = bool(on)
+        """Side by side (napari grid mode, see :meth:`_arrange_grid`) or back to the overlay."""
+        grid = _grid(self.viewer)
+        if on and self._overlay_state is None:
+            self._overlay_state = [(layer.name, bool(layer.visible)) for layer in self.viewer.layers]
+        if on:
+            self._arrange_grid()
+        elif self._overlay_state is not None:
+            self._restore_overlay()
+        grid.enabled = bool(on)
         self.viewer.reset_view()
         if self.grid_button.isChecked() != bool(on):
             self.grid_button.setChecked(bool(on))
 
     def export_metrics_csv(self, path: str | Path) -> Path:
         """Write the metrics table (full precision) to ``path``."""
-        return write_csv(path, self.metric_rows, METRIC_COLUMNS)
+        return write_csv(path, self.metric_rows, METRIC_CSV_COLUMNS)
 
     def export_comparison_csv(self, path: str | Path) -> Path:
         """Write the comparison table (full precision) to ``path``."""
@@ -921,7 +937,27 @@ class SuperResolutionWidget(QWidget):
         self._save_dialog("Export crops", "PNG (*.png)", self.export_crops_png)
 
 
-class ComparisonWidget(SuperResolutionWidget):
-    """The same widget, opened on its "Compare blocks" tab."""
+class ComparisonEntry(QWidget):
+    """The "VolumeNet block comparison" menu entry: shows the one widget's "Compare blocks" tab.
 
-    start_tab = 1
+    napari docks whatever a widget contribution returns, so this entry opens (or finds) the
+    super-resolution dock, switches it to its comparison tab, and removes its own empty dock as
+    soon as napari has added it: there is only ever one copy of the widget.
+    """
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        dock, widget = napari_viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET_NAME)
+        widget.show_comparison()
+        dock.show()
+        dock.raise_()
+        self.target = widget
+        QTimer.singleShot(0, self._remove_own_dock)
+
+    def _remove_own_dock(self) -> None:
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        if parent is not None:
+            self.viewer.window.remove_dock_widget(parent)

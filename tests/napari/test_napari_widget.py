@@ -14,12 +14,13 @@ from qtpy.QtCore import Qt, QTimer
 
 from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeometry
 from napari_volumenet._qt.tables import format_value, table_text
-from napari_volumenet._qt.widget import _grid
+from napari_volumenet._qt.widget import COMPARE_TAB, SuperResolutionWidget, _grid
 from napari_volumenet.io import napari_scale_translate, sr_affine
 from napari_volumenet.ops.metrics import compute_metrics
 
 PLUGIN = "napari-volumenet"
 WIDGET = "VolumeNet super-resolution"
+COMPARISON = "VolumeNet block comparison"
 TIMEOUT_MS = 60_000
 
 
@@ -96,7 +97,9 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
     expected_slice = compute_metrics(gt[k], sr.data[k], value_range=rng)
     assert {m: rows[("SR w", f"slice {k}")][m] for m in expected_slice} == expected_slice
     text = table_text(widget.metrics_table)
-    assert ["SR w", "volume", *(format_value(m, expected[m]) for m in ("rmse", "psnr", "psnr_fg", "ssim"))] in text
+    gain = expected["psnr"] - rows[("tricubic", "volume")]["psnr"]
+    assert ["SR w", "volume", format_value("psnr", expected["psnr"]), format_value("gain", gain),
+            format_value("ssim", expected["ssim"])] in text
 
     # moving the slider refreshes the slice row (debounced)
     viewer.dims.set_current_step(0, 10)
@@ -123,7 +126,7 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
 
     # one click: side by side; and the canvas is not blank
     qtbot.mouseClick(widget.grid_button, Qt.LeftButton)
-    assert _grid(viewer).enabled and all(layer.visible for layer in diffs)
+    assert _grid(viewer).enabled and all(layer.visible for layer in diffs) and not region.visible
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.ndim == 3 and float(np.std(shot[..., :3])) > 0
 
@@ -132,7 +135,7 @@ def test_gui_keeps_processing_events_during_run(phantom, qtbot, tiny_weights):
     viewer, widget, hr, lr = phantom
     widget.set_weights_file(tiny_weights)
     widget.tricubic_check.setChecked(False)
-    widget.tile_spin.setValue(6)  # many small tiles: the run takes a while
+    widget.tile_spin.setValue(12)  # 64 tiles: the run takes a while
     ticks = {"during_run": 0}
 
     def tick():
@@ -211,8 +214,9 @@ def test_simulate_mode_degrades_the_hr_input(phantom, qtbot, tiny_weights):
 def test_block_comparison_table(make_napari_viewer, qtbot, tiny_weights, tmp_path):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "phantom")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "VolumeNet block comparison")
-    assert widget.tabs.currentIndex() == 1
+    _, entry = viewer.window.add_plugin_dock_widget(PLUGIN, COMPARISON)
+    widget = entry.target
+    assert widget.tabs.currentIndex() == COMPARE_TAB
     widget.model_list.set_checked(["VolumeNet · queue", "VolumeNet · lwv1", "3D SRCNN"])
     widget.model_list.set_weights("VolumeNet · queue", tiny_weights)
     widget.model_list.depth.setValue(1)
@@ -230,7 +234,8 @@ def test_block_comparison_table(make_napari_viewer, qtbot, tiny_weights, tmp_pat
     assert text[1][1] == "untrained (random weights, speed only)" and text[1][2] == "—"
     assert text[2][1] == "w.pt" and text[2][2] != "—"
     assert widget.export_comparison_csv(tmp_path / "table.csv").read_text().count("\n") == 5
-    assert "VolumeNet · lwv1 · untrained" in viewer.layers
+    assert "VolumeNet · lwv1 · untrained" not in viewer.layers  # speed only: no image
+    assert "VolumeNet · queue (w)" in viewer.layers
 
 
 def test_bundled_weights_are_listed(make_napari_viewer, monkeypatch, tiny_weights):
