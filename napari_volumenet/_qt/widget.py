@@ -454,6 +454,7 @@ class SuperResolutionWidget(QWidget):
             input_fixed=self._input_fixed, truth_fixed=self._truth_fixed and truth != "",
             active=None if active is None else active.name)
         self._input_fixed &= input_name == self.input_combo.currentText()
+        self._truth_fixed &= (truth_name or NONE) == (truth or NONE)
         self._set_items(self.input_combo, names, input_name or "")
         self._set_items(self.gt_combo, [NONE, *names], truth_name or NONE)
         shapes = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Shapes)]
@@ -831,11 +832,17 @@ class SuperResolutionWidget(QWidget):
 
     # ------------------------------------------------------------------ region, grid, exports
     def start_region(self) -> Shapes:
-        """Add (or reuse) the region Shapes layer and switch it to rectangle drawing."""
+        """Add (or reuse) the region Shapes layer and switch it to rectangle drawing.
+
+        The layer takes the grid of the ground truth (else the input), so that every slice the slider
+        shows lies on one of its integer planes: napari draws a shape only within half a plane of it.
+        """
         layer = self._layer(REGION_LAYER)
         if not isinstance(layer, Shapes):
+            reference = self._layer(self.gt_combo.currentText()) or self._layer(self.input_combo.currentText())
+            grid = {} if reference is None else {"scale": reference.scale, "translate": reference.translate}
             layer = self.viewer.add_shapes(ndim=3, name=REGION_LAYER, edge_color="yellow", face_color="transparent",
-                                           edge_width=1.0)
+                                           edge_width=1.0, **grid)
         self.viewer.layers.selection.active = layer
         layer.mode = "add_rectangle"
         self.refresh_layer_choices()

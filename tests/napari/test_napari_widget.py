@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import csv
 import itertools
+import time
 
 import numpy as np
 import pytest
 
 pytest.importorskip("napari")
 
+import torch
 from qtpy.QtCore import Qt, QTimer
 
 from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeometry
 from napari_volumenet._qt.tables import format_value, table_text
 from napari_volumenet._qt.widget import COMPARE_TAB, SuperResolutionWidget, _grid
 from napari_volumenet.io import napari_scale_translate, sr_affine
+from napari_volumenet.models import create_model
 from napari_volumenet.ops.metrics import compute_metrics
+from napari_volumenet.weights import save_weights
 
 PLUGIN = "napari-volumenet"
 WIDGET = "VolumeNet super-resolution"
@@ -42,6 +46,13 @@ def phantom(make_napari_viewer):
     hr, lr = viewer.open_sample(PLUGIN, "phantom")
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     return viewer, widget, hr, lr
+
+
+def _draw_rectangle(viewer, region, low=(-20.0, -15.0), high=(10.0, 15.0)):
+    """A rectangle on the displayed slice, given in world coordinates (what a mouse drag makes)."""
+    z = viewer.dims.point[0]
+    corners = [(z, low[0], low[1]), (z, low[0], high[1]), (z, high[0], high[1]), (z, high[0], low[1])]
+    region.add_rectangles(np.array([region.world_to_data(c) for c in corners]))
 
 
 def _click_and_wait(qtbot, widget, button):
@@ -110,8 +121,7 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
 
     # a rectangle gives region metrics and magnified crops of GT, LR, tricubic and SR
     region = widget.start_region()
-    z = viewer.dims.point[0]
-    region.add_rectangles(np.array([[z, -20.0, -15.0], [z, -20.0, 15.0], [z, 10.0, 15.0], [z, 10.0, -15.0]]))
+    _draw_rectangle(viewer, region)
     qtbot.waitUntil(lambda: len(widget.crops.crops) == 4, timeout=5000)
     assert [c.title for c in widget.crops.crops] == ["GT", "LR", "tricubic", "SR w"]
     gt_crop, lr_crop = widget.crops.crops[0], widget.crops.crops[1]
@@ -257,3 +267,127 @@ def test_bundled_weights_are_listed(make_napari_viewer, monkeypatch, tiny_weight
     assert spec.weights == tiny_weights and spec.label == "SR volumenet-mri-x2"
     widget.model_combo.setCurrentText("srcnn3d")  # filtered by model: only the custom entry is left
     assert widget.weights_combo.count() == 1 and widget.weights_edit.isEnabled()
+
+
+def test_widget_first_then_sample_picks_lr_as_input(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    hr, lr = viewer.open_sample(PLUGIN, "phantom")  # HR is added first: it must not stay the input
+    assert widget.input_combo.currentText() == lr.name
+    assert widget.gt_combo.currentText() == hr.name
+    # the same layer twice is refused at once and the message names the field (napari hands out proxies)
+    widget.gt_combo.setCurrentText(lr.name)
+    before = _record_count()
+    widget.run()
+    assert widget.worker is None
+    assert _errors_since(before)[-1].startswith("Ground truth")
+    # plain volumes without the sample's roles: the coarser one is the input, whatever the order
+    viewer.layers.clear()
+    viewer.add_image(np.zeros((40, 40, 32), np.float32), name="fine")
+    viewer.add_image(np.zeros((20, 20, 16), np.float32), name="coarse")
+    assert (widget.input_combo.currentText(), widget.gt_combo.currentText()) == ("coarse", "fine")
+
+
+def _cells(viewer):
+    grid, layers = _grid(viewer), viewer.layers
+    return {layer.name: grid.position(layers.index(layer), layers) for layer in layers}
+
+
+def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtbot, tiny_weights, tmp_path):
+    viewer, widget, hr, lr = phantom
+    region = widget.start_region()  # a helper layer: it stays out of the grid
+    region.mode = "pan_zoom"
+    widget.set_weights_file(tiny_weights)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    widget.set_grid(True)
+    expected = [hr.name, "tricubic", "SR w", lr.name, "|tricubic − GT|", "|SR w − GT|"]
+    rows, columns = _grid(viewer).shape
+    assert rows * columns >= len(expected) > (rows - 1) * columns  # no empty row
+    cells = _cells(viewer)
+    assert [cells[name][0] * columns + cells[name][1] for name in expected] == list(range(len(expected)))
+    assert cells[region.name] == (-1, -1)
+    assert all(viewer.layers[name].name_overlay.visible for name in expected)
+    # a later run is laid out again: its own layers only, in the same order
+    other = tmp_path / "v.pt"
+    other.write_bytes(tiny_weights.read_bytes())
+    widget.set_weights_file(other)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    cells = _cells(viewer)
+    expected = [hr.name, "tricubic", "SR v", lr.name, "|tricubic − GT|", "|SR v − GT|"]
+    assert [cells[name][0] * columns + cells[name][1] for name in expected] == list(range(len(expected)))
+    assert cells["SR w"] == (-1, -1) and cells["|SR w − GT|"] == (-1, -1)
+    # back to the overlay: the helper layers return, the difference maps and labels go
+    widget.set_grid(False)
+    assert region.visible and viewer.layers["SR w"].visible
+    assert not any(layer.visible for layer in viewer.layers if "GT|" in layer.name)
+    assert not any(layer.name_overlay.visible for layer in viewer.layers)
+
+
+def test_region_is_visible_on_another_slice_and_its_rows_come_first(phantom, qtbot, tiny_weights):
+    viewer, widget, hr, lr = phantom
+    widget.set_weights_file(tiny_weights)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    region = widget.start_region()
+    z = viewer.dims.point[0]
+    _draw_rectangle(viewer, region)
+    region.mode = "pan_zoom"
+    assert list(viewer.layers[region.name]._view_indices) == [0]  # drawn on the slice shown
+    viewer.dims.set_current_step(0, viewer.dims.current_step[0] + 7)
+    moved = viewer.dims.point[0]
+    assert moved != z
+    np.testing.assert_allclose(np.asarray(region.data[0])[:, 0], region.world_to_data(viewer.dims.point)[0])
+    assert list(viewer.layers[region.name]._view_indices) == [0]  # drawn on the slice now shown
+    sr = viewer.layers["SR w"]
+    k = int(round(sr.world_to_data(viewer.dims.point)[0]))
+    qtbot.waitUntil(lambda: any(r["scope"] == f"slice {k}" for r in widget.metric_rows), timeout=5000)
+    rows = widget.metric_rows
+    assert [r["scope"].split()[0] for r in rows[:2]] == ["region", "region"]
+    sr_row = next(r for r in rows if r["output"] == "SR w")
+    assert sr_row["gain"] == sr_row["psnr"] - rows[0]["psnr"]  # rows[0]: tricubic over the region
+    table = widget.metrics_table  # every row shows: the table is as tall as its rows
+    needed = table.horizontalHeader().sizeHint().height() + sum(table.rowHeight(r) for r in range(len(rows)))
+    assert table.rowCount() == len(rows) and table.height() >= needed
+    assert table.verticalScrollBarPolicy() == Qt.ScrollBarAlwaysOff
+
+
+def test_progress_steps_and_cancel_latency_on_a_125x125x75_volume(make_napari_viewer, qtbot, tmp_path):
+    torch.manual_seed(0)
+    weights = save_weights(tmp_path / "d3c16.pt", create_model("volumenet", depth=3, channels=16), modality="mri")
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    viewer.add_image(np.random.default_rng(0).random((125, 125, 75), dtype=np.float32) * 1000, name="LR")
+    widget.set_weights_file(weights)
+    widget.tricubic_check.setChecked(False)
+    names = {layer.name for layer in viewer.layers}
+    steps = []
+    widget.run()
+    widget.worker.yielded.connect(steps.append)
+    qtbot.waitUntil(lambda: any(s.stage == "tiles" for s in steps), timeout=TIMEOUT_MS)
+    total = next(s for s in steps if s.stage == "tiles").total
+    assert total >= 10 and widget.progress.maximum() == total
+    start = time.perf_counter()
+    qtbot.mouseClick(widget.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
+    latency = time.perf_counter() - start
+    assert latency < 5.0, f"Cancel took {latency:.1f} s"
+    assert "Cancelled" in widget.status.text() and {layer.name for layer in viewer.layers} == names
+    assert max(s.done for s in steps if s.stage == "tiles") < total  # it stopped before the end
+
+
+def test_one_dock_for_both_menu_entries(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _, entry = viewer.window.add_plugin_dock_widget(PLUGIN, COMPARISON)  # the comparison entry first
+
+    def docks():
+        return sorted(viewer.window._wrapped_dock_widgets)
+
+    qtbot.waitUntil(lambda: docks() == [f"{WIDGET} ({PLUGIN})"], timeout=5000)
+    [widget] = viewer.window._qt_window.findChildren(SuperResolutionWidget)
+    assert widget.tabs.currentIndex() == COMPARE_TAB
+    widget.tabs.setCurrentIndex(0)
+    _, same = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    assert same is widget
+    viewer.window.add_plugin_dock_widget(PLUGIN, COMPARISON)
+    qtbot.waitUntil(lambda: docks() == [f"{WIDGET} ({PLUGIN})"], timeout=5000)
+    assert len(viewer.window._qt_window.findChildren(SuperResolutionWidget)) == 1
+    assert widget.tabs.currentIndex() == COMPARE_TAB
