@@ -4,6 +4,8 @@ Run under a virtual display::
 
     xvfb-run -a -s "-screen 0 1920x1200x24" python docs/make_screenshot.py --weights my_weights.pt
 
+The default window is 1366 × 768, the smallest common laptop screen: the picture shows what fits there.
+
 Without ``--weights`` it uses the bundled default MRI weights, or, where none is marked default, a
 tiny VolumeNet (D2C4) with random weights whose output is meaningless (say so in the caption). It
 prints the time from Run to result (CPU by default).
@@ -27,13 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, help="weights file (default: the bundled MRI weights)")
     parser.add_argument("--out", type=Path, default=HERE / "screenshot.png")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--size", default="1800x1080", help="window size WxH")
+    parser.add_argument("--size", default="1366x768", help="window size WxH")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
     import napari
     import torch
     from napari._qt.dialogs.qt_notification import NapariQtNotification
+    from qtpy.QtCore import QEventLoop, QTimer
     from qtpy.QtWidgets import QApplication
 
     from napari_volumenet.errors import WeightsError
@@ -61,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     widget.run()
-    while widget.worker is not None:
-        app.processEvents()
-        time.sleep(0.005)
+    loop = QEventLoop()  # the widget sets worker to None once the run has been shown
+    check = QTimer()
+    check.timeout.connect(lambda: widget.worker is None and loop.quit())
+    check.start(20)
+    loop.exec_()
+    check.stop()
     app.processEvents()
     seconds = time.perf_counter() - start
     print(f"Run → result: {seconds:.2f} s ({widget.status.text()})")
@@ -71,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     viewer.dims.set_current_step(0, 60)  # an axial slice through the lateral ventricles
     region = widget.start_region()
     z = viewer.dims.point[0]
-    region.add_rectangles(np.array([[z, -22.0, -30.0], [z, -22.0, 2.0], [z, 6.0, 2.0], [z, 6.0, -30.0]]))
+    corners = [(z, -22.0, -30.0), (z, -22.0, 2.0), (z, 6.0, 2.0), (z, 6.0, -30.0)]  # world (mm)
+    region.add_rectangles(np.array([region.world_to_data(c) for c in corners]))
     region.mode = "pan_zoom"
     widget.refresh_live()
     widget.set_grid(True)

@@ -39,7 +39,7 @@ from .inference import MIN_TILE, Plan, make_plan, upscale_steps
 from .models import SuperResolutionNet, count_parameters, create_model
 from .ops.degrade import crop_to_multiple, degrade
 from .ops.metrics import compute_metrics
-from .ops.normalize import MODALITIES, fit_normalization
+from .ops.normalize import MODALITIES, fit_normalization, modality_mismatch
 from .ops.scale import as_scale
 from .weights import load_weights
 
@@ -132,6 +132,8 @@ class RunResult:
     """One contrast range shared by every difference map."""
     gt_cropped: bool = False
     """Whether the ground truth lost voxels to :func:`~napari_volumenet.ops.degrade.crop_to_multiple`."""
+    modality_warning: str | None = None
+    """Why the input does not look like the trained networks' modality (:func:`modality_mismatch`), if so."""
 
     def output(self, label: str) -> Output:
         for out in self.outputs:
@@ -368,19 +370,26 @@ def run_steps(
         index += 1
 
     result = RunResult(mode, tuple(s), vs, modality, lr_view, gt_view, outputs, gt_cropped=gt_cropped)
+    if any(not spec.untrained for spec in specs):
+        result.modality_warning = modality_mismatch(lr_stored, modality)
     if gt_view is not None:
-        gt = np.asarray(gt_view)
-        result.value_range = (float(gt.min()), float(gt.max()))
-        high = 0.0
-        for i, out in enumerate(outputs):
-            if out.untrained:
-                continue
-            yield Step("metrics", out.label, i, len(outputs), i, count)
-            out.metrics = compute_metrics(gt, out.data)
-            out.difference = np.abs(out.data - gt.astype(np.float32, copy=False))
-            high = max(high, float(np.percentile(out.difference, DIFF_PERCENTILE)))
-        result.diff_limits = (0.0, high if high > 0 else 1.0)
+        yield from _compare(result, count)
     return result
+
+
+def _compare(result: RunResult, count: int) -> Generator[Step, None, None]:
+    """Metrics and difference maps of every trained output against the ground truth (one shared contrast)."""
+    gt = np.asarray(result.ground_truth)
+    result.value_range = (float(gt.min()), float(gt.max()))
+    high = 0.0
+    for i, out in enumerate(result.outputs):
+        if out.untrained:
+            continue
+        yield Step("metrics", out.label, i, len(result.outputs), i, count)
+        out.metrics = compute_metrics(gt, out.data)
+        out.difference = np.abs(out.data - gt.astype(np.float32, copy=False))
+        high = max(high, float(np.percentile(out.difference, DIFF_PERCENTILE)))
+    result.diff_limits = (0.0, high if high > 0 else 1.0)
 
 
 def run_sync(steps: Generator[Step, None, RunResult], on_step: Callable[[Step], Any] | None = None) -> RunResult:

@@ -707,6 +707,8 @@ class SuperResolutionWidget(QWidget):
             self._arrange_grid()
         if result.gt_cropped:
             show_warning("The ground truth was cropped at the end of its stored axes to a multiple of the scale.")
+        if result.modality_warning:
+            show_warning(f"Input layer: {result.modality_warning}.")
         self.refresh_live()
 
     @staticmethod

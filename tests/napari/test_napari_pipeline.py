@@ -105,3 +105,12 @@ def test_errors_are_volumenet_errors(tmp_path, hr_stored, tiny_weights):
         run_sync(run_steps(lr, [ModelSpec("a", tiny_weights)], modality="ct"))
     with pytest.raises(VolumeNetError):
         run_sync(run_steps(lr, [ModelSpec("a", tiny_weights)], device="nonsense"))
+
+
+def test_a_ct_under_mri_weights_is_flagged(tiny_weights):
+    ct = np.full((16, 16, 12), -1000.0, np.float32)  # air in Hounsfield units
+    ct[4:12, 4:12, 3:9] = 40.0
+    result = run_sync(run_steps(ct, [ModelSpec("SR", tiny_weights)], device="cpu", precision="fp32", tile=0))
+    assert result.modality_warning and "CT" in result.modality_warning
+    mri = run_sync(run_steps(np.abs(ct), [ModelSpec("SR", tiny_weights)], device="cpu", precision="fp32", tile=0))
+    assert mri.modality_warning is None
