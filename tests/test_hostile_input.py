@@ -224,8 +224,8 @@ ULIMIT_V = textwrap.dedent("""
     resource.setrlimit(resource.RLIMIT_AS, (vms + (512 << 20), resource.RLIM_INFINITY))
     from napari_volumenet._memory import available_memory
     from napari_volumenet.inference import free_memory
-    assert available_memory() <= 512 << 20, available_memory()
-    assert free_memory(torch.device("cpu")) <= 512 << 20
+    assert available_memory() <= 256 << 20, available_memory()  # half the address space left (reservations)
+    assert free_memory(torch.device("cpu")) <= 256 << 20
     from napari_volumenet.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
@@ -235,8 +235,7 @@ ULIMIT_V = textwrap.dedent("""
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is enforced as a hard address-space limit on Linux")
 def test_ulimit_v_is_planned_within_and_an_oom_asks_for_a_smaller_tile(tmp_path, weights):
     scan = save(tmp_path / "scan.nii.gz", blob((128, 128, 128)))  # the whole volume at once needs ~600 MB
-    base = ["upscale", str(scan), "--weights", str(weights), "--device", "cpu", "--precision", "fp32", "-q",
-            "--engine", "reference"]
+    base = ["upscale", str(scan), "--weights", str(weights), "--device", "cpu", "--precision", "fp32", "-q"]
     result = subprocess.run([sys.executable, "-c", ULIMIT_V, *base, "-o", str(tmp_path / "whole.nii.gz"),
                              "--tile", "0"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
