@@ -28,18 +28,23 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _own_cgroup_dirs(root: Path, proc_cgroup: Path) -> list[Path]:
-    """This process's cgroup v2 folder and its ancestors up to ``root`` (just ``root`` if unknown)."""
+def _cgroup_dirs(base: Path, proc_cgroup: Path, controller: str) -> list[Path]:
+    """This process's cgroup folder under ``base`` and its ancestors up to ``base``.
+
+    ``controller`` names the cgroup v1 hierarchy in ``/proc/self/cgroup`` (``"memory"``); ``""`` is
+    the cgroup v2 line (``0::/path``). Unknown: just ``base``.
+    """
     relative = ""
     try:
         for line in proc_cgroup.read_text().splitlines():
-            if line.startswith("0::"):
-                relative = line[3:].strip().lstrip("/")
+            parts = line.split(":", 2)
+            if len(parts) == 3 and (parts[1] == controller if not controller else controller in parts[1].split(",")):
+                relative = parts[2].strip().lstrip("/")
     except OSError:
         pass
-    folder = root / relative if relative else root
+    folder = base / relative if relative else base
     dirs = [folder]
-    while folder != root and root in folder.parents:
+    while folder != base and base in folder.parents:
         folder = folder.parent
         dirs.append(folder)
     return [d for d in dirs if d.is_dir()]
@@ -48,14 +53,14 @@ def _own_cgroup_dirs(root: Path, proc_cgroup: Path) -> list[Path]:
 def cgroup_room(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int | None:
     """Bytes the cgroup limits still allow (limit − usage, the tightest level), ``None`` without a limit."""
     rooms = []
-    for folder in _own_cgroup_dirs(root, proc_cgroup):  # cgroup v2
-        limit = _read_int(folder / "memory.max")
-        if limit is not None and limit < UNLIMITED:
-            rooms.append(limit - (_read_int(folder / "memory.current") or 0))
-    v1 = root / "memory"
-    limit = _read_int(v1 / "memory.limit_in_bytes")
-    if limit is not None and limit < UNLIMITED:
-        rooms.append(limit - (_read_int(v1 / "memory.usage_in_bytes") or 0))
+    for base, controller, limit_file, usage_file in (
+        (root, "", "memory.max", "memory.current"),  # cgroup v2
+        (root / "memory", "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"),  # cgroup v1
+    ):
+        for folder in _cgroup_dirs(base, proc_cgroup, controller):
+            limit = _read_int(folder / limit_file)
+            if limit is not None and limit < UNLIMITED:
+                rooms.append(limit - (_read_int(folder / usage_file) or 0))
     return max(0, min(rooms)) if rooms else None
 
 

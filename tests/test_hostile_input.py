@@ -199,10 +199,14 @@ def test_cgroup_v2_limit_is_the_tightest_level_less_its_usage(tmp_path):
 
 def test_cgroup_v1_limit(tmp_path):
     root = tmp_path / "cgroup"
-    fake_cgroup(root, "memory", {"memory.limit_in_bytes": str(2 << 30), "memory.usage_in_bytes": str(512 << 20)})
-    assert _memory.cgroup_room(root, tmp_path / "missing") == (2 << 30) - (512 << 20)
-    fake_cgroup(root, "memory", {"memory.limit_in_bytes": "9223372036854771712"})  # v1's "no limit"
-    assert _memory.cgroup_room(root, tmp_path / "missing") is None
+    no_limit = "9223372036854771712"  # how cgroup v1 writes "no limit"
+    fake_cgroup(root, "memory", {"memory.limit_in_bytes": no_limit})
+    fake_cgroup(root, "memory/box", {"memory.limit_in_bytes": str(2 << 30), "memory.usage_in_bytes": str(512 << 20)})
+    proc = tmp_path / "cgroup.self"
+    proc.write_text("5:cpu,cpuacct:/other\n4:memory:/box\n0::/\n")
+    assert _memory.cgroup_room(root, proc) == (2 << 30) - (512 << 20)
+    proc.write_text("4:memory:/\n")
+    assert _memory.cgroup_room(root, proc) is None
 
 
 def test_the_tile_plan_stays_within_the_memory_limit(monkeypatch):
