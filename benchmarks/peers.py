@@ -5,7 +5,7 @@
 Every contender upscales the same random LR volume ×2 with the same random-weight network
 (speed and memory only; quality is in the README's Table III):
 
-- ``scipy cubic``: ``scipy.ndimage.zoom(order=3, grid_mode=True, mode="mirror")`` — interpolation;
+- ``scipy cubic``: ``scipy.ndimage.zoom(order=3, grid_mode=True, mode="reflect")`` — interpolation;
 - ``plain eager``: peer (a), :class:`PlainParallelNet` below, written the way most published code is
   (branch by branch, every feature map kept, ``torch.cat`` before each branch), fp32, whole volume;
 - ``MONAI sliding window``: peer (b), ``monai.inferers.sliding_window_inference`` with Gaussian
@@ -108,7 +108,7 @@ def contenders(model: ParallelNet, lr: np.ndarray, device: torch.device, monai_r
             return plain(torch.from_numpy(lr)[None, None].to(device)).cpu()
 
     runs: dict[str, Callable] = {
-        "scipy cubic": lambda: ndimage.zoom(lr, scale, order=3, grid_mode=True, mode="mirror"),
+        "scipy cubic": lambda: ndimage.zoom(lr, scale, order=3, grid_mode=True, mode="reflect"),
         "plain eager": plain_eager,
     }
     try:

@@ -336,6 +336,7 @@ def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, context: dict[s
     from .io import provenance_description, read_volume, sr_affine, write_volume
     from .models import count_parameters
     from .ops.normalize import fit_normalization, modality_mismatch
+    from .ops.padding import resolve_padding
 
     model, meta = context["model"], context["meta"]
     scale, modality, model_name = tuple(int(s) for s in model.scale), str(meta["modality"]), str(meta["model"])
@@ -348,7 +349,9 @@ def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, context: dict[s
     plan = make_plan(data.shape, model, tile=args.tile, device=args.device, precision=args.precision,
                      engine=args.engine)
     start = time.perf_counter()
-    sr = upscale(data, model, normalization=normalization, plan=plan,
+    padding = resolve_padding(data, modality, args.pad_value)
+    pad_value = None if padding is None else padding.value
+    sr = upscale(data, model, normalization=normalization, plan=plan, pad_value=pad_value,
                  progress=lambda done, total, _n=src.name: bars(_n, done, total))
     seconds = time.perf_counter() - start
     bars.close()
@@ -358,6 +361,7 @@ def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, context: dict[s
         "model_kwargs": meta.get("model_kwargs", {}), "params": count_parameters(model),
         "weights": str(context["weights"]), "weights_sha256": context["weights_sha"],
         "weights_version": meta.get("version"), "scale": list(scale), "modality": modality,
+        "pad_value": pad_value,
         "normalization": normalization.to_dict(), "plan": plan.to_dict(), "seconds": seconds,
     }
     description = provenance_description(model_name, scale, context["weights_sha"], __version__)
@@ -623,6 +627,16 @@ convolutions' multiply-adds as two operations.
 """
 
 
+def _pad_value(text: str) -> float | str:
+    """``--pad-value``: ``auto``, ``none`` or a number (HU)."""
+    if text in ("auto", "none"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none or a number of HU, got {text!r}") from None
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=tile_arg, default=None, metavar="N",
                         help="tile edge in LR voxels (N or N,N,N); 0 = whole volume at once; "
@@ -661,6 +675,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights file (.pt) or bundled weights name; default: the bundled default weights")
     p.add_argument("--modality", choices=["mri", "ct"], default=None,
                    help="modality of the input; must match the weights (default: that of the weights)")
+    p.add_argument("--pad-value", type=_pad_value, default="auto", metavar="HU",
+                   help="CT padding outside the scanner's field of view (e.g. -3024): shown to the network as "
+                   "air and written back; auto (default) detects a constant below -1024 HU in CT, none turns it off")
     _add_run_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary lines")

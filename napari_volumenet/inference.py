@@ -1,11 +1,14 @@
 """Exact tiled upscaling of whole volumes (SPEC §4), shared by the CLI and the napari widget.
 
-The LR volume is cut into cores of ``tile`` voxels per axis. Each core is run inside a
-window that extends it by ``halo ≥ receptive_field`` real neighbouring voxels; windows are
-never padded with anything but the volume itself, so at the true border the network's own
-zero padding applies exactly as for the whole volume, and the stitched result equals
-whole-volume inference up to floating-point noise. All windows have the same shape (windows
-near the border are shifted inwards rather than clipped), so several can run as one batch.
+Borders: the LR volume is extended at its true border by half-sample symmetric mirroring
+(:mod:`~napari_volumenet.ops.border`) by the receptive-field radius, so the network never sees
+zeros where the scan simply ends, and the result is the SR grid of the original volume.
+
+Tiling: the volume is cut into cores of ``tile`` voxels per axis. Each core runs inside a
+window that extends it by ``halo = receptive_field`` neighbouring voxels of the extended volume
+(real ones inside, mirrored ones past the border), so the stitched result equals whole-volume
+inference on the extended volume up to floating-point noise. All windows have the same shape
+(the last window of an axis is shifted inwards rather than clipped), so several run as one batch.
 
 Use :func:`upscale` for a blocking call, or :func:`upscale_steps`, a generator yielding
 ``(tiles_done, tiles_total)`` after each batch and returning the HR volume, to drive it from
@@ -30,7 +33,9 @@ from ._memory import available_memory
 from .errors import Cancelled, InputError, SlowPathWarning, VolumeNetError
 from .models import SuperResolutionNet
 from .models.fast import accelerate
+from .ops.border import extended_window
 from .ops.normalize import Normalization
+from .ops.padding import resolve_padding
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -119,9 +124,9 @@ def _bytes_per_voxel(model: SuperResolutionNet, precision: str) -> int:
     return model.floats_per_voxel() * (itemsize if precision == "fp32" else itemsize + 2)
 
 
-def _window_length(n: int, core: int, halo: int) -> int:
-    """LR voxels one window spans along an axis of ``n``: its core and a halo each side, within the volume."""
-    return min(n, core + 2 * halo)
+def _window_length(core: int, halo: int) -> int:
+    """LR voxels one window spans along an axis: its core and a halo each side (mirrored past the border)."""
+    return core + 2 * halo
 
 
 def _axis_splits(n: int, halo: int) -> list[tuple[int, int, int]]:
@@ -130,7 +135,7 @@ def _axis_splits(n: int, halo: int) -> list[tuple[int, int, int]]:
     for k in range(1, max(1, n // MIN_TILE) + 1):
         core = math.ceil(n / k)
         if core not in splits:
-            splits[core] = (math.ceil(n / core), core, _window_length(n, core, halo))
+            splits[core] = (math.ceil(n / core), core, _window_length(core, halo))
     return list(splits.values())
 
 
@@ -198,7 +203,7 @@ def make_plan(
     if len(tiles3) != 3 or any(int(t) < 0 for t in tiles3):
         raise VolumeNetError(f"tile must be 0 (whole volume) or a positive number of voxels, got {tile!r}")
     core = tuple(n if t == 0 else min(int(t), n) for t, n in zip(tiles3, shape))
-    window = tuple(_window_length(n, c, halo) for c, n in zip(core, shape))
+    window = tuple(_window_length(c, halo) for c in core)
     count = math.prod(math.ceil(n / c) for n, c in zip(shape, core))
     if batch_size is None:
         budget = int(free_memory(dev) * MEMORY_FRACTION[dev.type])
@@ -210,18 +215,20 @@ def make_plan(
 
 
 def _axis_windows(n: int, core: int, window: int) -> list[tuple[slice, slice]]:
-    """(core, window) slice pairs along one axis; windows all have length ``window``."""
-    halo = (window - core) // 2 if window < n else 0
+    """(core, window) slice pairs along an axis of ``n``; windows all have length ``window`` and may
+    reach up to ``halo`` voxels past either end (into the mirrored extension)."""
+    halo = (window - core) // 2
     pairs = []
     for start in range(0, n, core):
         stop = min(start + core, n)
-        w0 = min(max(start - halo, 0), n - window)
+        w0 = min(start - halo, n + halo - window)
         pairs.append((slice(start, stop), slice(w0, w0 + window)))
     return pairs
 
 
 def tile_windows(shape: Sequence[int], plan: Plan) -> list[tuple[tuple[slice, ...], tuple[slice, ...]]]:
-    """Every ``(core, window)`` pair of LR slices for ``plan`` over a volume of ``shape``."""
+    """Every ``(core, window)`` pair of LR slices for ``plan`` over a volume of ``shape`` (windows in the
+    volume's coordinates, reaching past its border by up to ``plan.halo``)."""
     axes = [_axis_windows(n, c, w) for n, c, w in zip(shape, plan.tile, plan.window)]
     return [tuple(zip(*combo)) for combo in itertools.product(*axes)]  # type: ignore[misc]
 
@@ -237,6 +244,7 @@ def upscale_steps(
     *,
     normalization: Normalization | None = None,
     plan: Plan | None = None,
+    pad_value: float | str | None = "auto",
     **plan_options,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """Upscale ``volume`` ``(D, H, W)`` (input units) tile by tile.
@@ -244,12 +252,15 @@ def upscale_steps(
     Yields ``(tiles_done, tiles_total)`` after each batch and returns the HR volume
     ``(D·s0, H·s1, W·s2)`` float32 in the input's units (``StopIteration.value``).
     ``normalization`` maps the input to the network's [0, 1] range and back; ``None`` means
-    the volume is already normalised. ``plan_options`` go to :func:`make_plan`.
+    the volume is already normalised. ``pad_value``: CT padding outside the field of view
+    (:func:`~napari_volumenet.ops.padding.resolve_padding`; ``"auto"`` detects it when the
+    normalisation is CT). ``plan_options`` go to :func:`make_plan`.
     Closing the generator early (cancel) frees everything; no partial result escapes.
     """
     if volume.ndim != 3:
         raise InputError(f"expected a 3D volume, got shape {volume.shape}")
     plan = plan or make_plan(volume.shape, model, **plan_options)
+    padding = resolve_padding(volume, normalization.modality if normalization else "mri", pad_value)
     device = torch.device(plan.device)
     scale = model.scale
     model = model.to(device).eval()
@@ -269,7 +280,8 @@ def upscale_steps(
     try:
         for start in range(0, len(pairs), plan.batch_size):
             batch = pairs[start:start + plan.batch_size]
-            windows = np.stack([volume[window] for _, window in batch]).astype(np.float32, copy=False)
+            windows = np.stack([extended_window(volume, window) for _, window in batch])
+            windows = windows.astype(np.float32, copy=False) if padding is None else padding.hide(windows)
             if normalization is not None:
                 windows = normalization.apply(windows)
             # entered per batch, never held across a yield: a paused or abandoned generator leaves
@@ -287,7 +299,8 @@ def upscale_steps(
             for (core, window), hr in zip(batch, result):
                 target = tuple(slice(c.start * s, c.stop * s) for c, s in zip(core, scale))
                 core_hr = hr[_hr_slices(core, window, scale)]
-                out[target] = core_hr if normalization is None else normalization.invert(core_hr)
+                core_hr = core_hr if normalization is None else normalization.invert(core_hr)
+                out[target] = core_hr if padding is None else padding.restore(core_hr, volume[core], scale)
             done += len(batch)
             yield done, len(pairs)
     finally:
@@ -321,6 +334,7 @@ def upscale(
     plan: Plan | None = None,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
+    pad_value: float | str | None = "auto",
     **plan_options,
 ) -> np.ndarray:
     """Blocking form of :func:`upscale_steps`.
@@ -328,7 +342,7 @@ def upscale(
     ``progress(done, total)`` is called after each batch of tiles; when ``cancel()`` returns
     true at a tile boundary, :class:`~napari_volumenet.errors.Cancelled` is raised.
     """
-    steps = upscale_steps(volume, model, normalization=normalization, plan=plan, **plan_options)
+    steps = upscale_steps(volume, model, normalization=normalization, plan=plan, pad_value=pad_value, **plan_options)
     while True:
         try:
             done, total = next(steps)

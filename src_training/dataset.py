@@ -44,6 +44,7 @@ from torch.utils.data import Dataset, Sampler
 
 from napari_volumenet.errors import InputError
 from napari_volumenet.io import find_volumes, read_volume, sha256_file
+from napari_volumenet.ops.border import extended_window
 from napari_volumenet.ops.degrade import MIN_LR_SIZE, crop_to_multiple, degrade
 from napari_volumenet.ops.normalize import Normalization, fit_normalization
 from napari_volumenet.ops.scale import Scale
@@ -330,7 +331,7 @@ class Patch:
     flips: tuple[bool, bool, bool] = (False, False, False)
     permutation: tuple[int, int, int] = (0, 1, 2)
     intensity: float = 1.0
-    cut_sides: tuple[int, ...] = ()  # sides (2·axis + 0 before / 1 after) whose margin was zeroed
+    cut_sides: tuple[int, ...] = ()  # sides (2·axis + 0 before / 1 after) whose margin was mirrored
 
 
 class PatchDataset(Dataset):
@@ -347,12 +348,14 @@ class PatchDataset(Dataset):
         LR voxels of context added around the patch on every side: the LR input is
         ``patch + 2·margin``, the HR target only the central ``scale·patch`` (crop the prediction
         the same way), so the loss is not spent on the network's zero padding at patch borders.
-        The context is the volume itself, or zeros past the volume's edge (as at inference).
+        The context is the volume itself, or its half-sample mirror past the volume's edge (as at
+        inference, SPEC §4).
     edge_cut
-        Chance, per side, that the margin on that side is zeroed: the patch then lies at the edge of
-        a volume whose content goes on past it (a cropped field of view), where inference pads with
-        zeros. Without it the network only meets zero padding against background (air, skull-stripped
-        brains) and leaves a rim where anatomy reaches the edge. Needs ``margin``.
+        Chance, per side, that the margin on that side is replaced by the mirror of the patch: the
+        patch then lies at the edge of a scan whose anatomy goes on past it (a cropped field of view),
+        where inference sees mirrored context. Without it the network only meets the mirror against
+        background (air, skull-stripped brains) and leaves a rim where anatomy reaches the edge.
+        Needs ``margin ≤ patch``.
     group_weights
         Probability of each ``--data`` group (indexed by ``VolumePair.group``); within a group
         every volume is equally likely.
@@ -379,6 +382,9 @@ class PatchDataset(Dataset):
             raise ValueError(f"edge_cut must be in [0, 1], got {edge_cut}")
         if not pairs:
             raise InputError("no training volume is left after the train/validation split.")
+        if edge_cut and margin > min(patch):
+            raise InputError(f"--edge-cut mirrors the patch into its margin, so --margin ({margin}) must not "
+                             f"exceed --patch ({min(patch)}).")
         self.pairs = list(pairs)
         self.margin = int(margin)
         self.edge_cut = float(edge_cut)
@@ -470,29 +476,29 @@ class PatchDataset(Dataset):
         )
 
     def cut_edges(self, lr_window: np.ndarray, rng: np.random.Generator) -> tuple[int, ...]:
-        """Zero the margin of ``lr_window`` (in place) on sides drawn with chance ``edge_cut`` each;
-        returns the sides (``2·axis`` before the patch, ``2·axis + 1`` after it)."""
+        """Treat sides drawn with chance ``edge_cut`` each as the edge of a cropped scan: their margin of
+        ``lr_window`` is replaced (in place) by the half-sample mirror of the patch about that side,
+        exactly what inference feeds the network where a scan ends (SPEC §4) while the anatomy, and so
+        the HR target, goes on. Returns the sides (``2·axis`` before the patch, ``2·axis + 1`` after)."""
         m = self.margin
         if not m or not self.edge_cut:
             return ()
         sides = tuple(int(side) for side in np.flatnonzero(rng.random(6) < self.edge_cut))
         for side in sides:
             axis = side // 2
-            index = [slice(None)] * 3
-            index[axis] = slice(None, m) if side % 2 == 0 else slice(-m, None)
-            lr_window[tuple(index)] = 0
+            n = lr_window.shape[axis]
+            target, source = (slice(0, m), slice(2 * m - 1, m - 1, -1)) if side % 2 == 0 else (
+                slice(n - m, n), slice(n - m - 1, n - 2 * m - 1, -1))
+            moved = np.moveaxis(lr_window, axis, 0)
+            moved[target] = moved[source]
         return sides
 
     def lr_window(self, lr: np.ndarray, corner: Sequence[int], norm: Normalization) -> np.ndarray:
         """Normalised LR patch at ``corner`` grown by ``margin`` on every side; where that reaches past
-        the volume it is zero, exactly the padding the network gets at a volume border at inference."""
+        the volume it is the half-sample mirror of the volume, as inference extends it (SPEC §4)."""
         m = self.margin
-        inside = tuple(slice(max(c - m, 0), min(c + p + m, n)) for c, p, n in zip(corner, self.patch, lr.shape))
-        window = norm.apply(lr[inside], clip=True)
-        if not m:
-            return window
-        pads = [(sl.start - (c - m), (c + p + m) - sl.stop) for sl, c, p in zip(inside, corner, self.patch)]
-        return np.pad(window, pads)
+        window = tuple(slice(c - m, c + p + m) for c, p in zip(corner, self.patch))
+        return norm.apply(extended_window(lr, window), clip=True)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         patch = self.sample(index)

@@ -7,7 +7,8 @@ For every HR volume:
 3. upscale the LR volume with ``tricubic`` (always the first row) and with each requested model,
    through the same :func:`napari_volumenet.inference.upscale` that ``volumenet upscale`` uses;
 4. compare each result with the cropped HR volume (:func:`~napari_volumenet.ops.metrics.compute_metrics`:
-   RMSE, PSNR, foreground PSNR and SSIM on the 0–255 scale of the HR volume's min/max).
+   RMSE, PSNR, PSNR of the interior and of the outer shell one LR voxel (``s`` HR voxels) deep,
+   foreground PSNR and SSIM on the 0–255 scale of the HR volume's min/max).
 
 A *model spec* is one of
 
@@ -50,7 +51,7 @@ from napari_volumenet.ops.scale import Scale, as_scale
 from napari_volumenet.weights import default_weights, list_bundled, load_weights
 
 TRICUBIC = "tricubic"
-METRICS = ("rmse", "psnr", "psnr_fg", "ssim")
+METRICS = ("rmse", "psnr", "psnr_interior", "psnr_border", "psnr_fg", "ssim")
 
 Progress = Callable[[str, int, int], None]
 """``progress(label, tiles_done, tiles_total)``; ``label`` names the volume and the model."""
@@ -186,7 +187,7 @@ def evaluate(
             start = time.perf_counter()
             sr = upscale(lr, candidate.model, normalization=normalization, plan=plan, progress=callback)
             seconds = time.perf_counter() - start
-            metrics = compute_metrics(hr, sr)
+            metrics = compute_metrics(hr, sr, border=s)
             rows.append({
                 "volume": str(path),
                 "model": candidate.label,
@@ -228,13 +229,16 @@ def _format_params(n: int) -> str:
 
 def format_table(summary: Sequence[dict[str, Any]]) -> str:
     """Markdown table in the style of the paper's Table III (means over the volumes)."""
-    header = ["model", "RMSE", "PSNR (dB)", "PSNR-fg (dB)", "SSIM", "time (s)", "#params"]
+    header = ["model", "RMSE", "PSNR (dB)", "interior (dB)", "border (dB)", "PSNR-fg (dB)", "SSIM", "time (s)",
+              "#params"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for row in summary:
         cells = [
             str(row["model"]),
             f"{row['rmse']:.3f}",
             f"{row['psnr']:.2f}",
+            f"{row['psnr_interior']:.2f}",
+            f"{row['psnr_border']:.2f}",
             f"{row['psnr_fg']:.2f}",
             f"{row['ssim']:.4f}",
             f"{row['seconds']:.2f}",

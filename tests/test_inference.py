@@ -10,13 +10,18 @@ from napari_volumenet import inference
 from napari_volumenet.benchmark import benchmark_model
 from napari_volumenet.errors import Cancelled, SlowPathWarning, VolumeNetError
 from napari_volumenet.inference import auto_tile, make_plan, tile_windows, upscale, upscale_steps
-from napari_volumenet.models import create_model
+from napari_volumenet.models import create_model, list_models
 
 TINY = {
     "volumenet": dict(depth=3, channels=6),
     "parallelnet": dict(depth=2, channels=6, block="lwv1"),
     "mdcsrn": dict(growth=2, blocks=1, units=2),
     "tricubic": {},
+}
+SMALL = {  # every registry model, small enough for a test
+    **TINY,
+    "srcnn3d": {},
+    "dcsrn": dict(growth=2, units=2),
 }
 
 
@@ -30,8 +35,11 @@ def _model(name, scale=2):
     return create_model(name, scale=scale, **TINY[name])
 
 
-@pytest.mark.parametrize("name", list(TINY))
-@pytest.mark.parametrize("tile", [1, 4, (5, 3, 7), 9])
+# every window is its core plus the receptive field on each side, so mDCSRN (radius 17) skips the tiniest tiles
+TILINGS = [(n, t) for n in TINY for t in (3, 4, (5, 3, 7), 9) if n != "mdcsrn" or t not in (3, 4)]
+
+
+@pytest.mark.parametrize(("name", "tile"), TILINGS)
 def test_tiled_equals_whole_volume(volume, name, tile):
     model = _model(name)
     whole = upscale(volume, model, tile=0)
@@ -43,9 +51,10 @@ def test_tiled_equals_whole_volume(volume, name, tile):
 def test_tiles_smaller_than_halo_and_anisotropic_scale(volume):
     model = _model("volumenet", scale=(1, 1, 2))
     assert model.receptive_field > 2
+    volume = volume[:8, :7, :9]
     whole = upscale(volume, model, tile=0)
     tiled = upscale(volume, model, tile=2)
-    assert whole.shape == (19, 14, 46)
+    assert whole.shape == (8, 7, 18)
     assert np.abs(tiled - whole).max() < 1e-4
 
 
@@ -61,6 +70,30 @@ def test_tiling_without_halo_would_differ(volume):
     assert np.abs(naive - whole).max() > 1e-3
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_upscaling_is_the_network_on_the_half_sample_mirrored_volume(name):
+    """SPEC §4: the LR volume is extended by mirroring (edge voxel repeated) by the receptive field,
+    run whole, and cropped back to the SR grid; tiled inference gives the same."""
+    torch.manual_seed(0)
+    model = create_model(name, scale=2, **SMALL.get(name, {}))
+    volume = np.random.default_rng(1).random((7, 5, 6)).astype(np.float32)
+    rf = model.receptive_field
+    with torch.inference_mode():
+        full = model.eval()(torch.from_numpy(np.pad(volume, rf, mode="symmetric"))[None, None])[0, 0].numpy()
+    expected = full[tuple(slice(2 * rf, 2 * (rf + n)) for n in volume.shape)]
+    assert np.abs(upscale(volume, model, tile=0) - expected).max() < 1e-4
+    assert np.abs(upscale(volume, model, tile=(4, 5, 3), batch_size=2) - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", ["volumenet", "mdcsrn"])
+def test_the_border_is_not_zero_padded(name):
+    """On a constant volume every output voxel of one sub-voxel phase sees the same input, up to the
+    border: no rim (with zero padding the outer voxels would differ)."""
+    out = upscale(np.full((6, 7, 8), 0.5, np.float32), _model(name), tile=3)
+    phases = out.reshape(6, 2, 7, 2, 8, 2).transpose(1, 3, 5, 0, 2, 4).reshape(8, -1)
+    assert np.ptp(phases, axis=1).max() < 1e-5
+
+
 def test_windows_cover_the_volume_once_and_keep_the_halo():
     model = _model("volumenet")
     shape = (30, 17, 9)
@@ -69,9 +102,9 @@ def test_windows_cover_the_volume_once_and_keep_the_halo():
     for core, window in tile_windows(shape, plan):
         covered[core] += 1
         for c, w, n in zip(core, window, shape):
-            assert w.stop - w.start == min(n, 6 + 2 * plan.halo)
-            assert w.start == 0 or w.start <= c.start - plan.halo
-            assert w.stop == n or w.stop >= c.stop + plan.halo
+            assert w.stop - w.start == min(n, 6) + 2 * plan.halo
+            assert -plan.halo <= w.start <= c.start - plan.halo
+            assert c.stop + plan.halo <= w.stop <= n + plan.halo
     assert (covered == 1).all()
     assert plan.tiles == len(tile_windows(shape, plan))
 
@@ -98,16 +131,17 @@ def _max_window_voxels(model, shape, tile):
 
 def test_working_memory_is_bounded_by_the_tile_not_the_volume():
     model = _model("volumenet")
-    small = _max_window_voxels(model, (24, 24, 24), tile=4)
-    large = _max_window_voxels(model, (60, 48, 40), tile=4)
-    assert small == large == (4 + 2 * model.receptive_field) ** 3
+    small = _max_window_voxels(model, (24, 24, 24), tile=8)
+    large = _max_window_voxels(model, (60, 48, 40), tile=8)
+    assert small == large == (8 + 2 * model.receptive_field) ** 3
 
 
 def test_auto_tile_respects_the_budget():
     model = create_model("volumenet")
     per_voxel = model.floats_per_voxel() * 4
     halo = model.receptive_field
-    assert auto_tile((20, 20, 20), model, torch.device("cpu"), budget=per_voxel * 20**3) == (20, 20, 20)
+    whole = per_voxel * (20 + 2 * halo) ** 3  # the volume with its mirrored border
+    assert auto_tile((20, 20, 20), model, torch.device("cpu"), budget=whole) == (20, 20, 20)
     budget = per_voxel * 40**3
     core = auto_tile((200, 200, 200), model, torch.device("cpu"), budget=budget)
     assert min(core) >= 8
@@ -120,11 +154,13 @@ def test_a_volume_just_over_the_budget_is_cut_once_not_into_eight():
     model = create_model("volumenet")
     per_voxel = model.floats_per_voxel() * 4
     shape = (128, 128, 128)
-    plan = make_plan(shape, model, tile=auto_tile(shape, model, torch.device("cpu"), budget=per_voxel * 126**3))
+    extended = 128 + 2 * model.receptive_field  # with the mirrored border
+    budget = per_voxel * (extended - 2) ** 3
+    plan = make_plan(shape, model, tile=auto_tile(shape, model, torch.device("cpu"), budget=budget))
     assert plan.tiles == 2
-    assert math.prod(plan.window) <= 126**3
+    assert math.prod(plan.window) <= (extended - 2) ** 3
     computed = plan.tiles * math.prod(plan.window)
-    assert computed < 1.4 * math.prod(shape)
+    assert computed < 1.4 * extended**3
 
 
 def test_progress_reports_every_batch(volume):

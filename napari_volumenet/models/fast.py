@@ -29,6 +29,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .parallelnet import ParallelNet
 
@@ -235,10 +236,20 @@ class FastParallelNet(nn.Module):
         diagonal: list[torch.Tensor] = []
         for k in range(self.net.depth):
             first_input = f0 if k == 0 else list(diagonal)
-            diagonal = [self.branches[i][k - i](diagonal[i]) for i in range(k)] + [self.branches[k][0](first_input)]
+            diagonal = [self._block(i, k - i, diagonal[i]) for i in range(k)] + [self._block(k, 0, first_input)]
         fused = self.fusion.split_input(diagonal)
         fused = fused + f0 if torch.is_grad_enabled() else fused.add_(f0)
         return self.net.shuffle(_as_ncdhw(fused))
+
+    def _block(self, branch: int, layer: int, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Block ``(branch, layer)``; recomputed in the backward pass when the net's ``checkpoint_blocks``
+        is set (as :meth:`ParallelNet._block`)."""
+        block = self.branches[branch][layer]
+        if not (self.net.checkpoint_blocks and self.training and torch.is_grad_enabled()):
+            return block(x)
+        if isinstance(x, list):
+            return checkpoint(lambda *parts: block(list(parts)), *x, use_reentrant=False)
+        return checkpoint(block, x, use_reentrant=False)
 
     def floats_per_voxel(self) -> int:
         return self.net.floats_per_voxel() + 2 * self.net.channels

@@ -13,6 +13,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import ModelError
 from ..ops.interpolate import phase_filters
@@ -66,6 +67,7 @@ class ParallelNet(SuperResolutionNet):
         init_conv(self.head, relu=False)
         init_conv(self.fusion, relu=False)
         self.shuffle = VoxelShuffle(self.scale)
+        self.checkpoint_blocks = False
         block_radius = self.branches[0][0].radius
         self.receptive_field = 1 + depth * block_radius + 1
         self.config = {"name": name, "depth": depth, "channels": channels, "block": block,
@@ -76,8 +78,17 @@ class ParallelNet(SuperResolutionNet):
         diagonal: list[torch.Tensor] = []
         for k in range(self.depth):
             first_input = f0 if k == 0 else torch.cat(diagonal, dim=1)
-            diagonal = [self.branches[i][k - i](diagonal[i]) for i in range(k)] + [self.branches[k][0](first_input)]
+            diagonal = [self._block(i, k - i, diagonal[i]) for i in range(k)] + [self._block(k, 0, first_input)]
         return self.shuffle(f0 + self.fusion(torch.cat(diagonal, dim=1)))
+
+    def _block(self, branch: int, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """``F(branch + 1, layer + 1)``; with :attr:`checkpoint_blocks` while training, its inner feature
+        maps are recomputed in the backward pass instead of kept (≈ 4× less activation memory, ≈ 1.3× the
+        time of a step)."""
+        block = self.branches[branch][layer]
+        if self.checkpoint_blocks and self.training and torch.is_grad_enabled():
+            return checkpoint(block, x, use_reentrant=False)
+        return block(x)
 
     @torch.no_grad()
     def init_as_interpolation(self, kind: str = "cubic", fusion_gain: float = 0.0) -> None:

@@ -4,8 +4,8 @@ Cubic B-spline interpolation is an IIR prefilter (poles at ``√3 − 2``) follo
 4-tap evaluation. For an integer factor ``s`` the HR sample ``m = s·i + p`` lies at the
 LR coordinate ``i + (2p + 1 − s) / (2s)`` (SPEC §5 geometry), so each phase ``p`` is
 one fixed FIR filter once the prefilter is truncated to ``±PREFILTER_TAPS`` samples
-(truncation error < 1e-6 relative). Borders are mirrored (``d c b | a b c d | c b a``),
-as ``scipy.ndimage.zoom(order=3, mode="mirror", grid_mode=True)``.
+(truncation error < 1e-6 relative). Borders are extended half-sample symmetrically
+(``b a | a b c d | d c``, SPEC §3 and §4), as ``scipy.ndimage.zoom(order=3, mode="reflect", grid_mode=True)``.
 
 Being a finite filter, it is local: a voxel depends on ``HALO`` LR voxels each side,
 which is what makes tiled inference of pre-upsampling networks exact.
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .border import symmetric_indices
 from .scale import Scale, as_scale
 
 PREFILTER_TAPS = 12
@@ -50,21 +51,11 @@ def phase_filters(factor: int) -> np.ndarray:
     return filters
 
 
-def mirror_indices(n: int, before: int, after: int) -> torch.Tensor:
-    """Indices into an axis of length ``n`` padded by mirroring without repeating the edge sample."""
-    i = torch.arange(-before, n + after)
-    if n == 1:
-        return torch.zeros_like(i)
-    period = 2 * (n - 1)
-    i = torch.remainder(i, period)
-    return torch.where(i >= n, period - i, i)
-
-
 def _upsample_axis(x: torch.Tensor, factor: int, axis: int) -> torch.Tensor:
     """Upsample ``(N, 1, D, H, W)`` by ``factor`` along spatial ``axis`` (0, 1 or 2)."""
     dim = axis + 2
     n = x.shape[dim]
-    x = x.index_select(dim, mirror_indices(n, HALO, HALO).to(x.device))
+    x = x.index_select(dim, torch.from_numpy(symmetric_indices(n, -HALO, n + HALO)).to(x.device))
     kernel_shape = [factor, 1, 1, 1, 1]
     kernel_shape[dim] = 2 * HALO + 1
     weight = torch.as_tensor(phase_filters(factor), dtype=x.dtype, device=x.device).reshape(kernel_shape)

@@ -10,12 +10,16 @@ the SR volume is then clipped to [0, 255], and on these:
   volume's units. For MRI (min ≈ 0) this is "HR > 5 % of its max"; for CT (min ≈ −1000 HU) it
   excludes air. Background voxels are easy to predict and inflate the plain PSNR;
 - ``ssim``: ``skimage.metrics.structural_similarity`` with ``data_range=255`` and its default
-  7-voxel uniform window, in 3D for volumes and in 2D for a slice.
+  7-voxel uniform window, in 3D for volumes and in 2D for a slice;
+- ``psnr_interior`` / ``psnr_border`` (whole volumes, when ``border`` is given): the PSNR inside and
+  over the outer shell of ``border`` voxels per axis (one LR voxel, ``s`` HR voxels, in ``volumenet
+  evaluate``), where a network that mishandles the scan's end leaves a bright frame.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from skimage.metrics import structural_similarity
@@ -80,6 +84,14 @@ def ssim(hr: np.ndarray, sr: np.ndarray, data_range: float = PEAK) -> float:
     return float(structural_similarity(hr, sr, win_size=win, data_range=data_range))
 
 
+def border_shell(shape: Sequence[int], width: Sequence[int]) -> np.ndarray:
+    """Boolean mask of the voxels within ``width[a]`` voxels of either end of axis ``a``."""
+    inner = tuple(slice(w, n - w) if n > 2 * w else slice(0, 0) for n, w in zip(shape, width))
+    shell = np.ones(tuple(shape), dtype=bool)
+    shell[inner] = False
+    return shell
+
+
 def compute_metrics(
     hr: np.ndarray,
     sr: np.ndarray,
@@ -87,6 +99,7 @@ def compute_metrics(
     value_range: tuple[float, float] | None = None,
     region: tuple[slice, ...] | None = None,
     foreground_fraction: float = 0.05,
+    border: Sequence[int] | None = None,
 ) -> dict[str, float]:
     """RMSE, PSNR, foreground PSNR and SSIM of ``sr`` against ``hr`` (see the module docstring).
 
@@ -103,11 +116,14 @@ def compute_metrics(
         ``hr``, or ``value_range``), e.g. ``np.s_[10:50, :, 30]``.
     foreground_fraction
         Foreground threshold for ``psnr_fg``, as a fraction of 255 on the rescaled HR.
+    border
+        Shell width per axis (voxels): adds ``psnr_interior`` and ``psnr_border`` (``nan`` when the
+        interior is empty).
 
     Returns
     -------
     dict
-        ``{"rmse": float, "psnr": float, "psnr_fg": float, "ssim": float}``.
+        ``{"rmse": float, "psnr": float, "psnr_fg": float, "ssim": float}`` (and the two above).
     """
     hr, sr = np.asarray(hr), np.asarray(sr)
     if hr.shape != sr.shape:
@@ -125,9 +141,14 @@ def compute_metrics(
     sr_r = rescale_255(sr, low, high)
     np.clip(sr_r, 0.0, PEAK, out=sr_r)
     error = rmse(hr_r, sr_r)
-    return {
+    metrics = {
         "rmse": error,
         "psnr": _psnr_from_rmse(error, PEAK),
         "psnr_fg": psnr_foreground(hr_r, sr_r, foreground_fraction),
         "ssim": ssim(hr_r, sr_r, PEAK),
     }
+    if border is not None:
+        shell = border_shell(hr_r.shape, border)
+        metrics["psnr_border"] = psnr(hr_r[shell], sr_r[shell])
+        metrics["psnr_interior"] = psnr(hr_r[~shell], sr_r[~shell]) if not shell.all() else float("nan")
+    return metrics

@@ -155,3 +155,19 @@ def test_value_range_and_region():
 def test_shape_mismatch():
     with pytest.raises(InputError, match=r"\(8, 8, 8\).*\(8, 8, 9\)"):
         compute_metrics(np.zeros((8, 8, 8)), np.zeros((8, 8, 9)))
+
+
+def test_border_shell_and_the_interior_and_border_psnr():
+    from napari_volumenet.ops.metrics import border_shell
+
+    shell = border_shell((6, 7, 8), (2, 1, 3))
+    assert not shell[2:4, 1:6, 3:5].any() and shell.sum() == 6 * 7 * 8 - 2 * 5 * 2
+    assert border_shell((3, 9, 9), (2, 2, 2)).all()  # no interior left along the first axis
+    hr = np.random.default_rng(0).random((10, 10, 10)) * 200  # + 10 stays below the clip at 255
+    sr = hr.copy()
+    sr[0] += 10  # an error on one face only
+    metrics = compute_metrics(hr, sr, value_range=(0, 255), border=(2, 2, 2))
+    assert metrics["psnr_interior"] == float("inf")
+    expected = 20 * np.log10(255 / np.sqrt(100 * 100 / border_shell((10, 10, 10), (2, 2, 2)).sum()))
+    assert metrics["psnr_border"] == pytest.approx(expected, rel=1e-9)
+    assert "psnr_border" not in compute_metrics(hr, sr)

@@ -261,7 +261,7 @@ def test_foreground_positions_match_a_brute_force_count(tmp_path):
 
 def test_margin_adds_context_and_keeps_the_centre_aligned(tmp_path):
     """With a margin the LR patch grows by 2·margin around the patch; the HR target is the patch's own
-    HR region; past the volume's edge the context is zero (the network's padding at inference)."""
+    HR region; past the volume's edge the context is the half-sample mirror (as inference extends it)."""
     import nibabel as nib
 
     from src_training.dataset import PatchDataset, load_pair
@@ -278,15 +278,16 @@ def test_margin_adds_context_and_keeps_the_centre_aligned(tmp_path):
         z, y, x = patch.lr_index
         np.testing.assert_allclose(patch.hr, norm.apply(pair.hr[2 * z:2 * z + 12, 2 * y:2 * y + 12, 2 * x:2 * x + 12],
                                                         clip=True), rtol=1e-6)
-        padded = np.pad(norm.apply(pair.lr, clip=True), 2)
+        padded = np.pad(norm.apply(pair.lr, clip=True), 2, mode="symmetric")
         np.testing.assert_allclose(patch.lr, padded[z:z + 10, y:y + 10, x:x + 10], rtol=1e-6)
     corners = np.array([dataset.sample(i).lr_index for i in range(400)])
-    assert corners.min() == 0  # patches reach the volume's edge, where the margin is zero padding
+    assert corners.min() == 0  # patches reach the volume's edge, where the margin is mirrored
 
 
-def test_edge_cut_zeroes_whole_margins_and_nothing_else(tmp_path):
-    """``edge_cut``: some sides' margins become zero (a volume edge with anatomy beyond it); the patch
-    itself, the other margins and the HR target are untouched."""
+def test_edge_cut_mirrors_the_patch_into_whole_margins_and_changes_nothing_else(tmp_path):
+    """``edge_cut``: some sides' margins become the mirror of the patch about that side (a scan's edge
+    with anatomy beyond it, as inference extends it); the patch itself, the other margins and the HR
+    target are untouched."""
     import nibabel as nib
 
     from src_training.dataset import PatchDataset, load_pair
@@ -308,9 +309,14 @@ def test_edge_cut_zeroes_whole_margins_and_nothing_else(tmp_path):
             index_[side // 2] = slice(None, 2) if side % 2 == 0 else slice(-2, None)
             keep[tuple(index_)] = False
         np.testing.assert_array_equal(got.lr[keep], expected.lr[keep])
-        assert not got.lr[~keep].any()
+        for side in got.cut_sides:
+            lr = np.moveaxis(got.lr, side // 2, 0)
+            margin, inside = (lr[:2], lr[2:4]) if side % 2 == 0 else (lr[-2:], lr[-4:-2])
+            np.testing.assert_array_equal(margin, inside[::-1])
         counts.append(len(got.cut_sides))
     assert 0.5 < np.mean(counts) / 6 / 0.3 < 1.5  # about edge_cut of the sides
     assert plain.sample(0).cut_sides == ()
     with pytest.raises(ValueError):
         PatchDataset([pair], edge_cut=1.5, **common)
+    with pytest.raises(InputError, match="--margin"):
+        PatchDataset([pair], edge_cut=0.1, **{**common, "margin": 7})
