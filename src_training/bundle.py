@@ -40,10 +40,13 @@ def portable_payload(payload: dict) -> dict:
 
 
 def bundle(source: Path, name: str, description: str, data: str, licence: str, default: bool,
-           *, use: str = "") -> dict:
+           *, use: str = "", comparison: bool = False) -> dict:
     """Copy ``source`` to ``weights/<name>.pt`` and add (or replace) its ``bundled.json`` entry.
 
-    ``use`` says in a few words who may use the weights (``volumenet models`` and the widget show it)."""
+    ``use`` says in a few words who may use the weights (``volumenet models`` and the widget show it);
+    ``comparison`` marks weights of the block comparison (the napari *Compare blocks* tab runs them)."""
+    if default and comparison:
+        raise VolumeNetError("block-comparison weights are never a default; drop --default or --comparison")
     payload = read_weights_file(source)
     meta = payload["metadata"]
     target = BUNDLED_DIR / f"{name}.pt"
@@ -54,7 +57,8 @@ def bundle(source: Path, name: str, description: str, data: str, licence: str, d
         "name": name, "file": target.name, "model": meta["model"], "modality": meta["modality"],
         "scale": list(meta["scale"]), "description": description, "default": default, "licence": licence,
         "data": data, "val_psnr": meta.get("val_psnr"), "tricubic_val_psnr": training.get("tricubic_val_psnr"),
-        "use": use,
+        "use": use, "comparison": comparison, "params": _parameter_count(payload["state_dict"]),
+        "steps": training.get("steps"),
     }
     entries = json.loads(BUNDLED_REGISTRY.read_text()) if BUNDLED_REGISTRY.is_file() else []
     entries = [e for e in entries if e["name"] != name]
@@ -70,6 +74,12 @@ def bundle(source: Path, name: str, description: str, data: str, licence: str, d
     return entry
 
 
+def _parameter_count(state: dict) -> int:
+    """Trainable parameters of a state dict (batch-norm running statistics excluded)."""
+    return sum(t.numel() for k, t in state.items() if not k.endswith(("running_mean", "running_var",
+                                                                         "num_batches_tracked")))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src_training.bundle", description=__doc__.split("\n\n")[0])
     parser.add_argument("weights", type=Path, help="a weights file written by volumenet-train")
@@ -80,10 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--use", default="",
                         help="who may use the weights, in a few words, e.g. 'non-commercial use only'")
     parser.add_argument("--default", action="store_true", help="the default for its model, modality and scale")
+    parser.add_argument("--comparison", action="store_true",
+                        help="weights of the block comparison (the napari Compare blocks tab runs them)")
     args = parser.parse_args(argv)
     try:
         entry = bundle(args.weights, args.name, args.description, args.data, args.licence, args.default,
-                       use=args.use)
+                       use=args.use, comparison=args.comparison)
     except VolumeNetError as error:
         print(f"bundle: error: {error}", file=sys.stderr)
         return 2

@@ -895,7 +895,7 @@ class Trainer:
         # until the first validation is timed, guess it from the training speed: a forward pass costs
         # about a third of a training step per voxel, and whole volumes run about twice slower per voxel
         val_voxels = sum(pair.lr.size for pair in self.val_pairs) if self.dist.is_main else 0
-        step_voxels = args.batch * math.prod(args.patch)
+        step_voxels = args.batch * math.prod(p + 2 * args.margin for p in args.patch)  # LR voxels a step runs
         stop_reason = None
         exit_code = 0
         iterator = iter(loader)

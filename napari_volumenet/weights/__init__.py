@@ -224,6 +224,11 @@ class BundledWeights:
     tricubic_val_psnr: float | None = None
     use: str = ""
     """Who may use the weights, in a few words (e.g. "non-commercial use only")."""
+    comparison: bool = False
+    """Trained for the block comparison: every block with the same data, recipe and steps (never a default)."""
+    params: int | None = None
+    steps: int | None = None
+    """Training steps of the weights (the best validation's step)."""
 
     @property
     def path(self) -> Path:

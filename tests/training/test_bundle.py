@@ -57,3 +57,15 @@ def test_bundle_refuses_a_file_that_is_not_weights(tmp_path, weights_dir, capsys
     code = bundle_module.main([str(bad), "--name", "x", "--description", "d", "--data", "d", "--licence", "l"])
     assert code == 2 and "not a napari-volumenet weights file" in capsys.readouterr().err
     assert not (weights_dir / "bundled.json").exists()
+
+
+def test_comparison_weights_are_marked_counted_and_never_the_default(tmp_path, weights_dir):
+    from napari_volumenet.errors import VolumeNetError
+    from napari_volumenet.models import count_parameters
+
+    source, model = _trained(tmp_path, "best.pt")
+    bundle_module.bundle(source, "vn-cmp", "d", "d", "l", default=False, comparison=True)
+    [listed] = list_bundled()
+    assert listed.comparison and not listed.default and listed.params == count_parameters(model)
+    with pytest.raises(VolumeNetError, match="never a default"):
+        bundle_module.bundle(source, "vn-both", "d", "d", "l", default=True, comparison=True)
