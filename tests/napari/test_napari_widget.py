@@ -221,7 +221,10 @@ def test_simulate_mode_degrades_the_hr_input(phantom, qtbot, tiny_weights):
     assert volume["SR w"]["psnr"] == compute_metrics(np.asarray(hr.data), sr.data)["psnr"]
 
 
-def test_block_comparison_table(make_napari_viewer, qtbot, tiny_weights, tmp_path):
+def test_block_comparison_table(make_napari_viewer, qtbot, tiny_weights, tmp_path, monkeypatch):
+    from napari_volumenet._qt import compare as compare_module
+
+    monkeypatch.setattr(compare_module, "list_bundled", lambda: [])  # every block untrained unless given weights
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "phantom")
     _, entry = viewer.window.add_plugin_dock_widget(PLUGIN, COMPARISON)
@@ -391,3 +394,20 @@ def test_one_dock_for_both_menu_entries(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: docks() == [f"{WIDGET} ({PLUGIN})"], timeout=5000)
     assert len(viewer.window._qt_window.findChildren(SuperResolutionWidget)) == 1
     assert widget.tabs.currentIndex() == COMPARE_TAB
+
+
+def test_blocks_with_bundled_comparison_weights_are_checked_with_them(monkeypatch, tiny_weights):
+    from napari_volumenet._qt import compare as compare_module
+    from napari_volumenet.weights import BundledWeights
+
+    class Bundled(BundledWeights):
+        @property
+        def path(self):
+            return tiny_weights
+
+    trained = Bundled("compare-queue", "w.pt", "volumenet", "mri", (2, 2, 2), "tiny", comparison=True)
+    monkeypatch.setattr(compare_module, "list_bundled", lambda: [trained])
+    rows = {c.name: c for c in compare_module.default_candidates()}
+    assert rows["VolumeNet · queue"].checked and rows["VolumeNet · queue"].weights == tiny_weights
+    assert not rows["VolumeNet · conv"].checked and rows["VolumeNet · conv"].weights is None
+    assert not rows["3D SRCNN"].checked
