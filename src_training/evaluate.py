@@ -112,9 +112,10 @@ def resolve_model_spec(spec: str, *, scale: int | Sequence[int] = 2, modality: s
 
 
 def default_model_specs(modality: str = "mri", scale: int | Sequence[int] = 2) -> list[str]:
-    """The bundled weights for ``modality`` and ``scale`` (what ``--models`` means when left empty)."""
+    """The bundled weights for ``modality`` and ``scale`` (what ``--models`` means when left empty), without
+    the block-comparison weights (name those in ``--models`` to evaluate them)."""
     s = as_scale(scale)
-    return [w.name for w in list_bundled() if w.modality == modality and w.scale == s]
+    return [w.name for w in list_bundled() if w.modality == modality and w.scale == s and not w.comparison]
 
 
 def resolve_candidates(

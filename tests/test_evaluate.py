@@ -120,3 +120,13 @@ def test_specs_are_checked_before_work(volumes, tiny_weights, no_bundled, monkey
     with pytest.raises(WeightsError, match="scale"):
         evaluate(volumes, [str(tiny_weights)], **{**RUN, "scale": (1, 1, 2)})
     assert resolve_model_spec("tricubic").label == "tricubic"
+
+
+def test_block_comparison_weights_are_evaluated_only_when_named(monkeypatch):
+    from napari_volumenet.weights import BundledWeights
+
+    bundled = [BundledWeights("default", "a.pt", "volumenet", "mri", (2, 2, 2), "", default=True),
+               BundledWeights("compare-cpd", "b.pt", "parallelnet", "mri", (2, 2, 2), "", comparison=True),
+               BundledWeights("ct", "c.pt", "volumenet", "ct", (2, 2, 2), "", default=True)]
+    monkeypatch.setattr(evaluate_module, "list_bundled", lambda: bundled)
+    assert evaluate_module.default_model_specs("mri", 2) == ["default"]
