@@ -379,6 +379,9 @@ def cmd_degrade(args: argparse.Namespace) -> int:
         scale = as_scale(args.scale)
     except ModelError as error:
         raise InputError(str(error)) from None
+    if args.thick_slices is not None:
+        axis, factor, _ = args.thick_slices
+        scale = tuple(factor if a == axis else 1 for a in range(3))
     inputs = collect_inputs(args.inputs, f"{PROG} degrade", args.quiet)
     jobs = plan_outputs(args.inputs, inputs, args.output, f"_lr_{scale_suffix(scale)}", args.overwrite)
     run_batch(jobs, lambda src, dst: _degrade_one(args, src, dst, scale))
@@ -388,12 +391,20 @@ def cmd_degrade(args: argparse.Namespace) -> int:
 def _degrade_one(args: argparse.Namespace, src: Path, dst: Path, scale: tuple[int, int, int]) -> None:
     """Write the LR simulation of one HR volume file with its sidecar (see :func:`cmd_degrade`)."""
     from .io import lr_affine, read_volume, write_volume
-    from .ops.degrade import crop_to_multiple, degrade
+    from .ops.degrade import crop_to_multiple, degrade, thick_slices
 
     volume = read_volume(src)
     start = time.perf_counter()
     cropped_shape = crop_to_multiple(volume.data, scale).shape
-    lr = degrade(volume.data, scale)
+    if args.thick_slices is None:
+        lr = degrade(volume.data, scale)
+        method = ("napari_volumenet.ops.degrade.degrade: crop to a multiple of the scale, Gaussian "
+                  "anti-aliasing sigma (s-1)/2, cubic B-spline resampling (order 3), clipped to the HR range")
+    else:
+        axis, factor, gap = args.thick_slices
+        lr = thick_slices(volume.data, axis, factor, gap)
+        method = (f"napari_volumenet.ops.degrade.thick_slices: slices of {factor} HR slices along axis {axis} "
+                  f"(box profile, gap {gap:g} HR slices), other axes untouched")
     seconds = time.perf_counter() - start
     sidecar = {
         "tool": f"{PROG} degrade",
@@ -404,8 +415,7 @@ def _degrade_one(args: argparse.Namespace, src: Path, dst: Path, scale: tuple[in
         "cropped_shape": list(cropped_shape),
         "output_shape": list(lr.shape),
         "scale": list(scale),
-        "method": "napari_volumenet.ops.degrade.degrade: crop to a multiple of the scale, Gaussian "
-                  "anti-aliasing sigma (s-1)/2, cubic B-spline resampling (order 3), clipped to the HR range",
+        "method": method,
         "seconds": seconds,
     }
     write_volume(dst, lr, lr_affine(volume.affine, scale), volume.header, overwrite=args.overwrite,
@@ -627,6 +637,20 @@ convolutions' multiply-adds as two operations.
 """
 
 
+def _thick_slices(text: str) -> tuple[int, int, float]:
+    """``--thick-slices AXIS,FACTOR[,GAP]`` → ``(axis, factor, gap)``."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        axis, factor, gap = int(parts[0]), int(parts[1]), float(parts[2]) if len(parts) == 3 else 0.0
+    except (ValueError, IndexError):
+        axis = factor = -1
+        gap = 0.0
+    if len(parts) not in (2, 3) or axis not in (0, 1, 2) or factor < 2 or not 0 <= gap < factor:
+        raise argparse.ArgumentTypeError(f"expected AXIS,FACTOR[,GAP] with AXIS 0, 1 or 2, FACTOR ≥ 2 and "
+                                         f"0 ≤ GAP < FACTOR, got {text!r}")
+    return axis, factor, gap
+
+
 def _pad_value(text: str) -> float | str:
     """``--pad-value``: ``auto``, ``none`` or a number (HU)."""
     if text in ("auto", "none"):
@@ -690,6 +714,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="LR", help="output file or folder")
     p.add_argument("--scale", type=scale_arg, default=2, metavar="S",
                    help="factor per axis: 2 (default) or three values such as 1,1,2 (array-axis order)")
+    p.add_argument("--thick-slices", type=_thick_slices, default=None, metavar="AXIS,FACTOR[,GAP]",
+                   help="instead of --scale: thick slices along array AXIS (0, 1, 2), each the mean of the FACTOR HR "
+                   "slices it covers (box profile), with an optional GAP in HR slices, e.g. 2,4 for 4 mm slices "
+                   "from a 1 mm scan")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary lines")
     p.set_defaults(func=cmd_degrade)

@@ -211,6 +211,23 @@ def test_degrade(capsys, tmp_path):
     np.testing.assert_allclose(nib.load(str(out2)).affine, lr_affine(AFFINE, (1, 1, 2)), atol=1e-5)
 
 
+def test_degrade_thick_slices(capsys, tmp_path):
+    from napari_volumenet.ops.degrade import thick_slices
+
+    data = make_volume((13, 10, 17))
+    hr = write_nifti(tmp_path / "hr.nii.gz", data)
+    out = tmp_path / "thick.nii.gz"
+    code, _, stderr = run(capsys, "degrade", hr, "-o", out, "--thick-slices", "2,4,1", "--quiet")
+    assert code == 0, stderr
+    img = nib.load(str(out))
+    assert img.shape == (13, 10, 4)
+    np.testing.assert_allclose(img.get_fdata(), thick_slices(nib.load(str(hr)).get_fdata(), 2, 4, 1), atol=1e-3)
+    np.testing.assert_allclose(img.affine, lr_affine(AFFINE, (1, 1, 4)), atol=1e-5)
+    for bad in ("3,4", "2,1", "2,4,4", "z,4"):
+        code, _, stderr = run(capsys, "degrade", hr, "-o", tmp_path / f"x{bad}.nii.gz", "--thick-slices", bad)
+        assert code == 2 and "--thick-slices" in stderr
+
+
 @pytest.mark.parametrize("bad", ["0", "2,2", "two", "1.5", "-1"])
 def test_bad_scale_is_a_usage_error(capsys, tmp_path, bad):
     hr = write_nifti(tmp_path / "hr.nii.gz", make_volume())

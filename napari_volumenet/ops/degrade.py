@@ -109,3 +109,41 @@ def degrade(hr: np.ndarray, scale: int | Sequence[int] = 2) -> np.ndarray:
         preserve_range=True,
     )
     return np.asarray(lr, dtype=np.float32)
+
+
+def slice_profile(factor: int, gap: float = 0.0) -> np.ndarray:
+    """Weights ``(factor,)`` of the HR slices of one slab in a thick slice: a box of thickness
+    ``factor − gap`` HR slices centred on the slab (HR slice ``j`` spans ``[j, j + 1)``), normalised to sum 1."""
+    thickness = factor - gap
+    if factor < 1 or not 0 < thickness <= factor:
+        raise InputError(f"A thick slice needs a factor ≥ 1 and 0 ≤ gap < factor, got factor {factor}, gap {gap}.")
+    low, high = (factor - thickness) / 2, (factor + thickness) / 2
+    edges = np.arange(factor + 1, dtype=np.float64)
+    overlap = np.clip(np.minimum(edges[1:], high) - np.maximum(edges[:-1], low), 0, None)
+    return overlap / thickness
+
+
+def thick_slices(hr: np.ndarray, axis: int, factor: int, gap: float = 0.0) -> np.ndarray:
+    """Simulate a thick-slice acquisition of ``hr`` along array ``axis`` (SPEC §3).
+
+    A slice integrates the signal across its thickness, so LR slice ``i`` is the mean of the HR slices
+    ``factor·i … factor·i + factor − 1`` it covers (a box slice profile), or of the central
+    ``factor − gap`` of them when slices are separated by a gap (partial HR slices weighted by their
+    overlap); the other axes are untouched. The axis is first cropped to a multiple of ``factor``.
+    LR slice ``i`` is centred at HR coordinate ``factor·i + (factor − 1)/2``, the geometry of
+    :func:`degrade` with scale ``factor`` along ``axis`` and 1 elsewhere.
+
+    Returns a float32 array, ``factor`` times shorter along ``axis``, in the units of ``hr``.
+    """
+    hr = _check_volume(hr)
+    if axis not in (0, 1, 2):
+        raise InputError(f"The slice axis must be 0, 1 or 2 (array axes), got {axis}.")
+    weights = slice_profile(int(factor), gap)
+    n = hr.shape[axis] // factor
+    if n < MIN_LR_SIZE:
+        raise InputError(f"The volume of shape {hr.shape} is too small for {factor}× thick slices along axis "
+                         f"{axis}: the LR axis needs at least {MIN_LR_SIZE} slices.")
+    moved = np.moveaxis(np.asarray(hr, dtype=np.float32), axis, 0)[: n * factor]
+    slabs = moved.reshape(n, factor, *moved.shape[1:])
+    lr = np.tensordot(weights.astype(np.float32), slabs, axes=([0], [1]))
+    return np.ascontiguousarray(np.moveaxis(lr, 0, axis), dtype=np.float32)

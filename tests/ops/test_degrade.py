@@ -136,3 +136,29 @@ def test_rejects_too_small_volume():
 def test_rejects_complex():
     with pytest.raises(InputError):
         degrade(np.zeros((16, 16, 16), dtype=np.complex64), 2)
+
+
+def test_thick_slices_are_the_mean_of_the_hr_slices_they_cover():
+    from napari_volumenet.ops.degrade import thick_slices
+
+    hr = np.random.default_rng(0).random((9, 10, 18)).astype(np.float32)
+    lr = thick_slices(hr, axis=2, factor=4)
+    assert lr.shape == (9, 10, 4) and lr.dtype == np.float32
+    np.testing.assert_allclose(lr[..., 1], hr[..., 4:8].mean(axis=2), rtol=1e-6)
+    np.testing.assert_allclose(thick_slices(hr, axis=0, factor=2)[3], hr[6:8].mean(axis=0), rtol=1e-6)
+    assert np.allclose(thick_slices(np.full((8, 16, 8), 7.0), 1, 4), 7.0)
+
+
+def test_a_slice_gap_keeps_the_centred_part_of_each_slab():
+    from napari_volumenet.ops.degrade import slice_profile, thick_slices
+
+    np.testing.assert_allclose(slice_profile(4, gap=1), [0.5 / 3, 1 / 3, 1 / 3, 0.5 / 3])
+    np.testing.assert_allclose(slice_profile(3, gap=1), [0.25, 0.5, 0.25])
+    np.testing.assert_allclose(slice_profile(4, gap=2), [0, 0.5, 0.5, 0])
+    hr = np.random.default_rng(1).random((16, 5, 6)).astype(np.float32)
+    expected = (0.5 * hr[4] + hr[5] + hr[6] + 0.5 * hr[7]) / 3
+    np.testing.assert_allclose(thick_slices(hr, axis=0, factor=4, gap=1)[1], expected, rtol=1e-6)
+    with pytest.raises(InputError):
+        slice_profile(4, gap=4)
+    with pytest.raises(InputError, match="too small"):
+        thick_slices(hr, axis=0, factor=5)
