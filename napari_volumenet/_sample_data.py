@@ -1,9 +1,9 @@
 """Sample data for napari's File > Open Sample: HR/LR pairs ready for the super-resolution widget.
 
 - **MNI152 T1** (real MRI): a 1 mm crop of the ICBM 2009a nonlinear symmetric T1 template and its
-  ×2 LR simulation (:func:`napari_volumenet.ops.degrade.degrade`), installed with the package in
-  ``napari_volumenet/sample_data/`` with their licence notice and provenance (made by the source
-  repository's ``sample_data/make_samples.py``).
+  ×2 LR simulation (:func:`napari_volumenet.ops.degrade.degrade`), kept in the repository's
+  ``sample_data/`` with their licence notice, provenance and the script that makes them, and installed
+  with the package as ``napari_volumenet/sample_data/``.
 - **Phantom** (synthetic, generated when opened): nested ellipsoids with bright dots and bars whose
   period runs from 8 down to 2.5 voxels, so that part of it is finer than what the LR grid can hold.
 
@@ -20,8 +20,9 @@ import numpy as np
 from ._reader import LayerData, volume_layer_data
 from .errors import InputError
 
-SAMPLE_DIRS = (Path(__file__).resolve().parent / "sample_data",)
-"""Where the MRI sample files are looked for: inside the installed package."""
+SAMPLE_DIRS = (Path(__file__).resolve().parent / "sample_data", Path(__file__).resolve().parents[1] / "sample_data")
+"""Where the MRI sample files are looked for: inside an installed package (a wheel puts the repository's
+``sample_data/`` there), then in the source checkout (an editable install)."""
 MRI_HR = "mni152_t1_hr.nii.gz"
 MRI_LR = "mni152_t1_lr_x2.nii.gz"
 SAMPLE_SCALE = (2, 2, 2)

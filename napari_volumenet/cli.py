@@ -518,13 +518,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def _print_sample_paths() -> None:
     """Where the installed MRI sample lies (to try ``volumenet upscale`` on)."""
-    from ._sample_data import MRI_HR, MRI_LR, SAMPLE_DIRS
+    from ._sample_data import MRI_HR, MRI_LR, sample_path
 
-    folder = SAMPLE_DIRS[0]
-    if (folder / MRI_LR).is_file():
-        print()
-        print(f"MRI sample (MNI152 T1, licence notice beside it): {folder / MRI_LR} (LR ×2), "
-              f"{folder / MRI_HR} (HR)")
+    try:
+        lr, hr = sample_path(MRI_LR), sample_path(MRI_HR)
+    except InputError:
+        return
+    print()
+    print(f"MRI sample (MNI152 T1, licence notice beside it): {lr} (LR ×2), {hr} (HR)")
 
 
 def _bundled_val_psnr(bundled: Any) -> str:

@@ -1,7 +1,7 @@
-"""Rebuild the MRI sample of napari-volumenet from its source (see napari_volumenet/sample_data/PROVENANCE.md).
+"""Rebuild the MRI sample of napari-volumenet from its source (see sample_data/PROVENANCE.md).
 
-The files are written into the package (``napari_volumenet/sample_data/``), so that wheels carry them
-together with their licence notice; this script stays outside the package.
+The files are written beside this script (``sample_data/``); the package build installs them, with their licence
+notice, as ``napari_volumenet/sample_data/``, so that wheels carry them.
 
 Source: the ICBM 2009a nonlinear symmetric T1 template (1 mm, MNI space) that the ``nilearn``
 wheel bundles as ``nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz``.
@@ -37,7 +37,7 @@ import nibabel as nib
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-PACKAGE_SAMPLES = HERE.parent / "napari_volumenet" / "sample_data"
+PACKAGE_SAMPLES = HERE
 NILEARN_VERSION = "0.14.1"
 MEMBER = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 EXPECTED_SHA256 = "421a10e872fd6cadae7f61d358dffbcc1795a497d61ee76c5dda2503e1a1e9e6"
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wheel", type=Path, help="a nilearn wheel (default: pip download the pinned one)")
     parser.add_argument("--out", type=Path, default=PACKAGE_SAMPLES,
-                        help="output folder (default: napari_volumenet/sample_data/)")
+                        help="output folder (default: this folder, sample_data/)")
     args = parser.parse_args(argv)
 
     raw, wheel_name = template_bytes(args.wheel)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "napari_volumenet", "src_training")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "napari_volumenet", "src_training", "sample_data")
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +94,7 @@ def test_wheel_carries_the_samples_weights_and_licences(installed):
     assert list((package / "weights").glob("*.pt")) and (package / "weights" / "bundled.json").is_file()
     licences = next(installed.glob("napari_volumenet-*.dist-info")) / "licenses"
     assert "BSD 3-Clause" in (licences / "LICENSE").read_text()
-    assert "McConnell Brain Imaging Centre" in (licences / "napari_volumenet/sample_data/LICENSE-MNI152.txt").read_text()
+    assert "McConnell Brain Imaging Centre" in (licences / "sample_data/LICENSE-MNI152.txt").read_text()
     metadata = (licences.parent / "METADATA").read_text()
     assert "License-Expression: BSD-3-Clause" in metadata and "Project-URL:" in metadata
     assert "Requires-Dist: matplotlib" not in metadata.split("Provides-Extra")[0]  # optional, not installed always
