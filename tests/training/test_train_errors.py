@@ -20,12 +20,7 @@ TINY = ["--model", "volumenet", "--depth", "2", "--channels", "4", "--patch", "8
         "--workers", "0", "--val-tile", "0", "--steps-per-epoch", "3", "--quiet", "--no-tensorboard"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: one thread is faster on a busy machine
 
 
 @pytest.fixture(scope="module")
