@@ -5,7 +5,8 @@ Pipeline (SPEC §3), per volume and once (the result is cached in memory, and op
 1. read the HR volume (:func:`napari_volumenet.io.read_volume`) and crop it to a multiple of the
    scale (:func:`~napari_volumenet.ops.degrade.crop_to_multiple`);
 2. degrade it with :func:`~napari_volumenet.ops.degrade.degrade` (cubic B-spline, anti-aliased) in
-   the volume's own units;
+   the volume's own units, or, for through-plane training (:func:`load_thick_slice_pairs`), make
+   thick slices along each volume axis in turn, moved to the network's through-plane axis 2;
 3. fit the intensity normalisation on the **LR** volume, exactly as ``volumenet upscale`` and
    ``volumenet evaluate`` do on their input (MRI: 99.9th percentile, CT: [−1000, 1000] HU), and
    use it for both LR and HR, clipped to [0, 1] (``Normalization.apply(x, clip=True)``).
@@ -45,7 +46,7 @@ from torch.utils.data import Dataset, Sampler
 from napari_volumenet.errors import InputError
 from napari_volumenet.io import find_volumes, read_volume, sha256_file
 from napari_volumenet.ops.border import extended_window
-from napari_volumenet.ops.degrade import MIN_LR_SIZE, crop_to_multiple, degrade
+from napari_volumenet.ops.degrade import MIN_LR_SIZE, crop_to_multiple, degrade, thick_slices
 from napari_volumenet.ops.normalize import Normalization, fit_normalization
 from napari_volumenet.ops.scale import Scale
 
@@ -171,7 +172,8 @@ def split_by_subject(
 class VolumePair:
     """A whole HR volume, its LR version and its normalisation, all kept in the volume's units.
 
-    ``hr`` is cropped to a multiple of the scale and ``lr = degrade(hr, scale)`` exactly.
+    ``hr`` is cropped to a multiple of the scale and ``lr = degrade(hr, scale)`` exactly, or, for
+    thick-slice pairs, ``lr = thick_slices(hr, 2, factor, gap)`` with the volume's ``slice_axis`` at axis 2.
     """
 
     path: Path
@@ -182,6 +184,8 @@ class VolumePair:
     lr: np.ndarray
     normalization: Normalization
     voxel_size: tuple[float, float, float]
+    slice_axis: int | None = None
+    """Thick-slice pairs: the volume axis made thick and moved to array axis 2 (None: ``degrade``)."""
     foreground_level: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -204,6 +208,7 @@ class VolumePair:
             "hr_shape": list(self.hr.shape),
             "lr_shape": list(self.lr.shape),
             "voxel_size": [round(float(v), 6) for v in self.voxel_size],
+            **({"slice_axis": self.slice_axis} if self.slice_axis is not None else {}),
             "normalization": self.normalization.to_dict(),
         }
 
@@ -211,6 +216,37 @@ class VolumePair:
 def hr_patch_shape(patch: Scale, scale: Scale) -> Scale:
     """HR patch shape ``s·p`` per axis."""
     return tuple(p * s for p, s in zip(patch, scale))  # type: ignore[return-value]
+
+
+def _read_hr(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The volume of ``path`` (3D, finite) and its voxel sizes; :class:`InputError` naming the file otherwise."""
+    try:
+        volume = read_volume(path)
+    except InputError as error:
+        message = str(error).rstrip(".")
+        raise InputError(message + "." if path.name in message else f"{path}: {message}.") from None
+    data = np.asarray(volume.data)
+    if data.ndim != 3:
+        raise InputError(f"{path} is {data.ndim}D (shape {data.shape}); training needs 3D volumes.")
+    if not np.isfinite(data).all():
+        raise InputError(f"{path} contains NaN or infinite values.")
+    return data, tuple(float(v) for v in volume.zooms)  # type: ignore[return-value]
+
+
+def _check_size(path: Path, shape: Sequence[int], scale: Scale, patch: Scale | None) -> None:
+    need = hr_patch_shape(patch, scale) if patch is not None else tuple(MIN_LR_SIZE * s for s in scale)
+    if any(n < k for n, k in zip(shape, need)):
+        what = (f"one {'×'.join(map(str, need))} HR patch (--patch {'×'.join(map(str, patch))} at scale "
+                f"{'×'.join(map(str, scale))})" if patch is not None
+                else f"degrading by {'×'.join(map(str, scale))}")
+        raise InputError(f"{path} of shape {tuple(shape)} is too small for {what}.")
+
+
+def _normalization(path: Path, lr: np.ndarray, modality: str) -> Normalization:
+    try:
+        return fit_normalization(lr, modality)
+    except InputError as error:
+        raise InputError(f"{path}: {str(error).rstrip('.')}.") from None
 
 
 def load_pair(
@@ -230,23 +266,9 @@ def load_pair(
     Raises :class:`InputError` naming the file for anything unusable.
     """
     path = Path(path)
-    try:
-        volume = read_volume(path)
-    except InputError as error:
-        message = str(error).rstrip(".")
-        raise InputError(message + "." if path.name in message else f"{path}: {message}.") from None
-    data = np.asarray(volume.data)
-    if data.ndim != 3:
-        raise InputError(f"{path} is {data.ndim}D (shape {data.shape}); training needs 3D volumes.")
-    if not np.isfinite(data).all():
-        raise InputError(f"{path} contains NaN or infinite values.")
+    data, zooms = _read_hr(path)
     hr = np.ascontiguousarray(crop_to_multiple(data, scale), dtype=np.float32)
-    need = hr_patch_shape(patch, scale) if patch is not None else tuple(MIN_LR_SIZE * s for s in scale)
-    if any(n < k for n, k in zip(data.shape, need)):
-        what = (f"one {'×'.join(map(str, need))} HR patch (--patch {'×'.join(map(str, patch))} at scale "
-                f"{'×'.join(map(str, scale))})" if patch is not None
-                else f"degrading by {'×'.join(map(str, scale))}")
-        raise InputError(f"{path} of shape {tuple(data.shape)} is too small for {what}.")
+    _check_size(path, data.shape, scale, patch)
     sha = sha256_file(path)
     lr = None
     cache_file = None
@@ -266,20 +288,46 @@ def load_pair(
             tmp = cache_file.with_name(cache_file.name + f".{np.random.default_rng().integers(1 << 30)}.tmp.npy")
             np.save(tmp, lr)
             tmp.replace(cache_file)
-    try:
-        normalization = fit_normalization(lr, modality)
-    except InputError as error:
-        raise InputError(f"{path}: {str(error).rstrip('.')}.") from None
-    return VolumePair(
-        path=path,
-        group=group,
-        subject=subject or subject_id(path),
-        sha256=sha,
-        hr=hr,
-        lr=np.ascontiguousarray(lr, dtype=np.float32),
-        normalization=normalization,
-        voxel_size=tuple(float(v) for v in volume.zooms),
-    )
+    return VolumePair(path=path, group=group, subject=subject or subject_id(path), sha256=sha, hr=hr,
+                      lr=np.ascontiguousarray(lr, dtype=np.float32),
+                      normalization=_normalization(path, lr, modality), voxel_size=zooms)
+
+
+def load_thick_slice_pairs(
+    path: Path,
+    *,
+    factor: int,
+    gap: float = 0.0,
+    axes: Sequence[int] = (0, 1, 2),
+    modality: str,
+    patch: Scale | None = None,
+    group: int = 0,
+    subject: str | None = None,
+) -> list[VolumePair]:
+    """One pair per volume axis in ``axes``: that axis made of thick slices
+    (:func:`~napari_volumenet.ops.degrade.thick_slices`, ``factor`` HR slices each, ``gap`` HR slices
+    apart) and moved to array axis 2, the through-plane axis of a ``(1, 1, factor)`` network.
+
+    The HR arrays are views of one float32 copy of the volume (no extra memory per axis).
+    """
+    path = Path(path)
+    data, zooms = _read_hr(path)
+    data = np.asarray(data, dtype=np.float32)
+    scale = (1, 1, int(factor))
+    sha = sha256_file(path)
+    pairs = []
+    for axis in axes:
+        order = [a for a in range(3) if a != axis] + [axis]
+        hr = crop_to_multiple(data.transpose(order), scale)
+        _check_size(path, hr.shape, scale, patch)
+        try:
+            lr = thick_slices(hr, 2, int(factor), gap)
+        except InputError as error:
+            raise InputError(f"{path}: {str(error).rstrip('.')}.") from None
+        pairs.append(VolumePair(path=path, group=group, subject=subject or subject_id(path), sha256=sha, hr=hr,
+                                lr=lr, normalization=_normalization(path, lr, modality),
+                                voxel_size=tuple(zooms[a] for a in order), slice_axis=int(axis)))
+    return pairs
 
 
 # ----------------------------------------------------------------------------- patches

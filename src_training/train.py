@@ -99,6 +99,31 @@ def _patch(text: str) -> tuple[int, int, int]:
     return _int_tuple(text, "--patch", minimum=2)  # type: ignore[return-value]
 
 
+def _thick_slices(text: str) -> tuple[int, float]:
+    """``FACTOR[,GAP]`` → ``(factor, gap)``: factor ≥ 2, 0 ≤ gap < factor."""
+    parts = str(text).split(",")
+    try:
+        factor, gap = int(parts[0]), float(parts[1]) if len(parts) == 2 else 0.0
+    except ValueError:
+        factor, gap = 0, 0.0
+    if len(parts) > 2 or factor < 2 or not 0 <= gap < factor:
+        raise argparse.ArgumentTypeError(f"--thick-slices needs FACTOR[,GAP] with FACTOR ≥ 2 and 0 ≤ GAP < FACTOR, "
+                                         f"got {text!r}")
+    return factor, gap
+
+
+def resolve_scale(args: argparse.Namespace) -> None:
+    """Set ``args.scale``: ``1,1,FACTOR`` with ``--thick-slices`` (which excludes another ``--scale``), else 2."""
+    if args.thick_slices is None:
+        args.scale = args.scale or (2, 2, 2)
+        return
+    thick = (1, 1, args.thick_slices[0])
+    if args.scale is not None and tuple(args.scale) != thick:
+        raise argparse.ArgumentTypeError(f"--thick-slices {args.thick_slices[0]} trains scale 1,1,"
+                                         f"{args.thick_slices[0]}; leave out --scale")
+    args.scale = thick
+
+
 def _checked(text: str, convert, accept, expected: str):
     """``convert(text)`` if it parses and ``accept`` holds, else an argparse error naming ``expected``."""
     try:
@@ -145,8 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fraction of the subjects held out for validation without --val (default 0.1, at least 1)")
     data.add_argument("--modality", choices=("mri", "ct"), default="mri",
                       help="intensity normalisation: MRI 99.9th percentile, CT [-1000, 1000] HU (default mri)")
-    data.add_argument("--scale", type=_scale, default=(2, 2, 2), metavar="S",
+    data.add_argument("--scale", type=_scale, default=None, metavar="S",
                       help="upscaling factor, 2 or per array axis such as 1,1,2 (default 2)")
+    data.add_argument("--thick-slices", type=_thick_slices, default=None, metavar="FACTOR[,GAP]",
+                      help="through-plane training instead of --scale: every volume is made of thick slices "
+                      "(the mean of FACTOR HR slices, GAP HR slices apart) along each of its three axes in turn, "
+                      "moved to array axis 2; the network upscales by 1,1,FACTOR")
     data.add_argument("--patch", type=_patch, default=(16, 16, 16), metavar="P",
                       help="LR patch size in voxels (HR patch = scale × P; default 16)")
     data.add_argument("--margin", type=_non_negative_int, default=0, metavar="M",
@@ -429,6 +458,7 @@ class Trainer:
             DataFile,
             find_files,
             load_pair,
+            load_thick_slice_pairs,
             parse_group_weights,
             split_by_subject,
             subject_id,
@@ -465,10 +495,15 @@ class Trainer:
                    file=sys.stderr, dynamic_ncols=True, leave=False)
         self.train_pairs, self.val_pairs = [], []
         for f, is_train in bar:
-            pair = load_pair(f.path, scale=tuple(args.scale), modality=args.modality,
-                             patch=tuple(args.patch) if is_train else None, group=f.group, subject=f.subject,
-                             cache_dir=cache if self.dist.is_main else None)
-            (self.train_pairs if is_train else self.val_pairs).append(pair)
+            patch = tuple(args.patch) if is_train else None
+            if args.thick_slices is not None:
+                factor, gap = args.thick_slices
+                pairs = load_thick_slice_pairs(f.path, factor=factor, gap=gap, modality=args.modality, patch=patch,
+                                               group=f.group, subject=f.subject)
+            else:
+                pairs = [load_pair(f.path, scale=tuple(args.scale), modality=args.modality, patch=patch,
+                                   group=f.group, subject=f.subject, cache_dir=cache if self.dist.is_main else None)]
+            (self.train_pairs if is_train else self.val_pairs).extend(pairs)
         bar.close()
 
     def fit_head(self) -> None:
@@ -505,6 +540,9 @@ class Trainer:
             "train_files": [p.path.name for p in self.train_pairs],
             "val_files": [p.path.name for p in self.val_pairs],
             "data_sha256": digest,
+            "degradation": ({"kind": "thick-slices", "axis": 2, "factor": args.thick_slices[0],
+                             "gap": args.thick_slices[1], "volume_axes": [0, 1, 2]}
+                            if args.thick_slices is not None else {"kind": "degrade", "scale": list(args.scale)}),
             "patch": list(args.patch),
             "batch": args.batch,
             "world_size": self.dist.world_size,
@@ -1060,8 +1098,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point ``volumenet-train``; returns the exit code (2 for a user error)."""
     started = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
+        try:
+            resolve_scale(args)
+        except argparse.ArgumentTypeError as error:
+            parser.error(str(error))
     except SystemExit as exit_:  # --help, or a bad option (argparse already printed why)
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_ERROR
     info = _distributed_from_env()

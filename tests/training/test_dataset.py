@@ -320,3 +320,34 @@ def test_edge_cut_mirrors_the_patch_into_whole_margins_and_changes_nothing_else(
         PatchDataset([pair], edge_cut=1.5, **common)
     with pytest.raises(InputError, match="--margin"):
         PatchDataset([pair], edge_cut=0.1, **{**common, "margin": 7})
+
+
+# ----------------------------------------------------------------------------- thick slices
+
+
+def test_thick_slice_pairs_put_each_volume_axis_through_plane(tmp_path):
+    from napari_volumenet.ops.degrade import thick_slices
+    from src_training.dataset import load_thick_slice_pairs
+
+    data = blobs((24, 32, 40))
+    path = save(tmp_path / "aniso.nii.gz", data, zooms=(1.0, 1.1, 1.2))
+    pairs = load_thick_slice_pairs(path, factor=4, modality="mri", patch=(4, 4, 4))
+    assert [p.slice_axis for p in pairs] == [0, 1, 2]
+    for axis, pair in zip((0, 1, 2), pairs):
+        order = [a for a in range(3) if a != axis] + [axis]
+        np.testing.assert_array_equal(pair.hr, data.transpose(order))  # every axis length is a multiple of 4
+        np.testing.assert_allclose(pair.lr, thick_slices(data, axis, 4).transpose(order), rtol=1e-6)
+        assert pair.voxel_size == pytest.approx([(1.0, 1.1, 1.2)[a] for a in order])
+        assert np.shares_memory(pair.hr, pairs[0].hr)  # views of one copy
+        assert pair.describe()["slice_axis"] == axis
+    dataset = PatchDataset(pairs, patch=(4, 4, 3), scale=(1, 1, 4), margin=2, skip_background=False)
+    lr, hr = dataset[0]
+    assert lr.shape == (1, 8, 8, 7) and hr.shape == (1, 4, 4, 12)
+
+
+def test_thick_slice_pairs_refuse_a_volume_too_thin(tmp_path):
+    from src_training.dataset import load_thick_slice_pairs
+
+    path = save(tmp_path / "thin.nii.gz", blobs((40, 40, 12)))
+    with pytest.raises(InputError, match="thin.nii.gz"):
+        load_thick_slice_pairs(path, factor=4, modality="mri", patch=(8, 8, 8))

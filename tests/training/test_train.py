@@ -318,3 +318,20 @@ def test_cosine_schedule_decays_to_one_percent(data_dir, tmp_path):
     # the lr column is the rate of the epoch's last step: step 4 of 8 (half-way) and step 8 (the end)
     assert lrs[0] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 3 / 8))), rel=0.02)
     assert lrs[1] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 7 / 8))), rel=0.02)
+
+
+def test_thick_slices_train_a_through_plane_network(data_dir, tmp_path, capsys):
+    out = tmp_path / "thick"
+    assert train(data_dir, out, "--thick-slices", "4", "--patch", "8,8,4", "--max-steps", "2",
+                 "--steps-per-epoch", "2") == 0
+    network, meta = load_weights(out / "best.pt")
+    assert tuple(network.scale) == (1, 1, 4)
+    assert meta["training"]["degradation"] == {"kind": "thick-slices", "axis": 2, "factor": 4, "gap": 0.0,
+                                               "volume_axes": [0, 1, 2]}
+    config = json.loads((out / "config.json").read_text())
+    assert sorted({f["slice_axis"] for f in config["files"]}) == [0, 1, 2]
+    assert len(config["files"]) == 3 * 6  # each volume once per axis
+    capsys.readouterr()
+    assert train(data_dir, tmp_path / "both", "--thick-slices", "4", "--scale", "2") == 2
+    assert "leave out --scale" in capsys.readouterr().err
+    assert train(data_dir, tmp_path / "bad", "--thick-slices", "1") == 2
