@@ -1,8 +1,8 @@
-"""What the widget shows, computed without Qt or napari: layer choice, grid layout, regions, rows, crops.
+"""What the widget shows, computed without Qt or napari: layer choice, grid layout, metric rows, crops.
 
 The widget (:mod:`napari_volumenet._qt.widget`) reads the viewer into plain values (names, shapes,
-metadata roles, data coordinates) and hands them here, so all of the index arithmetic can be tested
-without a viewer.
+metadata roles) and hands them here; the slice and region it shows, in voxel indices, come from
+:mod:`napari_volumenet._view`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._pipeline import TRICUBIC_LABEL, RunResult, slice_metrics
+from ._view import Region, region_size
 
 MADE_BY_WIDGET = ("sr", "tricubic", "difference")
 """Metadata roles of the layers a run adds: never chosen as input or ground truth automatically."""
@@ -136,41 +137,6 @@ def grid_shape(count: int, canvas: tuple[float, float], image: tuple[float, floa
     return math.ceil(count / columns), columns
 
 
-# ---------------------------------------------------------------------- slices and regions
-def slice_index(point: Sequence[float], axis: int, shape: Sequence[int]) -> int:
-    """The voxel index along ``axis`` nearest to the data coordinate ``point`` (clipped to the volume)."""
-    return int(np.clip(np.round(float(point[axis])), 0, int(shape[axis]) - 1))
-
-
-def region_slices(corners: np.ndarray, displayed: Sequence[int], shape: Sequence[int]
-                  ) -> tuple[slice, slice] | None:
-    """Voxels (on the two ``displayed`` axes) whose centres lie in the box spanned by ``corners``.
-
-    ``corners``: data coordinates of the box's corners, one row per corner (all axes). ``None``
-    when no voxel centre lies inside.
-    """
-    corners = np.asarray(corners, dtype=float)[:, list(displayed)]
-    low, high = corners.min(axis=0), corners.max(axis=0)
-    slices = []
-    for axis, lo, hi in zip(displayed, low, high):
-        start = max(int(np.ceil(lo - 1e-6)), 0)
-        stop = min(int(np.floor(hi + 1e-6)) + 1, int(shape[axis]))
-        if stop <= start:
-            return None
-        slices.append(slice(start, stop))
-    return slices[0], slices[1]
-
-
-def hr_region(lr_region: tuple[slice, slice], factors: Sequence[int]) -> tuple[slice, slice]:
-    """The HR voxels of exactly the LR voxels ``lr_region`` (``factors``: the scale on the two axes)."""
-    first, second = (slice(r.start * f, r.stop * f) for r, f in zip(lr_region, factors))
-    return first, second
-
-
-def region_size(region: tuple[slice, slice]) -> str:
-    return "×".join(str(s.stop - s.start) for s in region)
-
-
 # ---------------------------------------------------------------------- metric rows
 def _with_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Add ``gain``: PSNR minus tricubic's PSNR in the same scope (``None`` for tricubic itself)."""
@@ -184,7 +150,7 @@ def _with_gain(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def metric_rows(result: RunResult, labels: Iterable[str], where: tuple[int, int] | None = None,
-                region: tuple[slice, slice] | None = None) -> list[dict[str, Any]]:
+                region: Region | None = None) -> list[dict[str, Any]]:
     """Rows of the metrics table: region first (when drawn), then the current slice, then the volume.
 
     ``where``: (axis, index) of the displayed slice in the HR grid; ``region``: HR voxels on the
@@ -247,8 +213,8 @@ def _plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     return np.asarray(volume[tuple(take)])
 
 
-def crops(result: RunResult, labels: Iterable[str], where: tuple[int, int], region: tuple[slice, slice],
-          lr_region: tuple[slice, slice] | None) -> list[Crop]:
+def crops(result: RunResult, labels: Iterable[str], where: tuple[int, int], region: Region,
+          lr_region: Region | None) -> list[Crop]:
     """GT, LR, then each output at the current slice, over the same physical region."""
     axis, index = where
     rows, cols = region

@@ -24,24 +24,22 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from ._geometry import IDENTITY_ORNT, from_view, to_view, view_factors
-from .errors import InputError, ModelError, WeightsError
-from .inference import MIN_TILE, Plan, make_plan, upscale_steps
-from .models import SuperResolutionNet, count_parameters, create_model
-from .ops.degrade import crop_to_multiple, degrade
+from .errors import InputError
+from .evaluation import Degradation, Loaded, Method, Upscaled, load_methods, upscale_with
+from .inference import MIN_TILE, Plan, RunOptions, through_plane_axes
+from .models import SuperResolutionNet, create_model
+from .ops.degrade import crop_to_multiple
 from .ops.metrics import compute_metrics
-from .ops.normalize import MODALITIES, fit_normalization, modality_mismatch
-from .ops.scale import as_scale
-from .weights import load_weights
+from .ops.normalize import modality_mismatch
 
 MODES = ("upscale", "simulate")
 UNTRAINED = "untrained (random weights, speed only)"
@@ -59,20 +57,8 @@ MAPPED_COST = 1.4
 (measured in a worker thread on VolumeNet D9C32: 25.4 µs for 85×64×60 windows, 18.5 µs for 64×64×60)."""
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """One network to run: a weights file, or an untrained (randomly initialised) registry model."""
-
-    label: str
-    weights: Path | None = None
-    model: str | None = None
-    """Registry name: required without weights; with weights, the file must hold this model."""
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    """Architecture arguments of an untrained model (``depth``, ``channels``, ``block``...)."""
-
-    @property
-    def untrained(self) -> bool:
-        return self.weights is None
+ModelSpec = Method
+"""The widget's name for :class:`napari_volumenet.evaluation.Method` (a weights file, or an untrained network)."""
 
 
 @dataclass(frozen=True)
@@ -179,60 +165,13 @@ def progress_tile(shape: Sequence[int], model: nn.Module, *, min_tiles: int = MI
     return min(options)[2]  # type: ignore[return-value]
 
 
-def _network_plan(shape: Sequence[int], model: SuperResolutionNet, *, tile: int | Sequence[int] | None,
-                  min_steps: int, device: str, precision: str) -> Plan:
-    """The tile plan of one network: ``tile`` when given, else ≥ ``min_steps`` tiles within free memory."""
-    plan = make_plan(shape, model, tile=tile, device=device, precision=precision)
-    if tile is not None or min_steps <= 1 or plan.tiles >= min_steps:
+def _network_plan(shape: Sequence[int], model: SuperResolutionNet, *, options: RunOptions, min_steps: int) -> Plan:
+    """The tile plan of one network: ``options.tile`` when given, else ≥ ``min_steps`` tiles within free memory."""
+    plan = options.plan(shape, model)
+    if options.tile is not None or min_steps <= 1 or plan.tiles >= min_steps:
         return plan
     cores = progress_tile(shape, model, min_tiles=min_steps, max_window=math.prod(plan.window))
-    return make_plan(shape, model, tile=cores, device=device, precision=precision)
-
-
-def _load(spec: ModelSpec, scale: tuple[int, int, int] | None, modality: str | None, seed: int
-          ) -> tuple[SuperResolutionNet, dict[str, Any]]:
-    if spec.weights is not None:
-        return load_weights(spec.weights, model=spec.model, modality=modality)
-    if spec.model is None:
-        raise ModelError(f"{spec.label}: choose a model or a weights file")
-    torch.manual_seed(seed)  # untrained models: the same random weights on every run
-    return create_model(spec.model, **{**dict(spec.kwargs), "scale": scale or 2}).eval(), {}
-
-
-def load_models(
-    specs: Sequence[ModelSpec], *, modality: str | None = None, scale: int | Sequence[int] | None = None,
-    seed: int = 0,
-) -> tuple[list[tuple[ModelSpec, SuperResolutionNet, dict[str, Any]]], tuple[int, int, int], str]:
-    """Build every network; check that they share one scale and one modality.
-
-    Networks with weights come first to fix the scale and modality (from their metadata; a
-    given ``modality`` must match); untrained networks follow them (or ``scale``, default 2;
-    ``modality``, default MRI).
-    """
-    if modality is not None and modality not in MODALITIES:
-        raise InputError(f"Unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}.")
-    fixed_scale = None if scale is None else as_scale(scale)
-    fixed_modality = modality
-    loaded: dict[int, tuple[SuperResolutionNet, dict[str, Any]]] = {}
-    order = sorted(range(len(specs)), key=lambda i: specs[i].untrained)
-    for i in order:
-        spec = specs[i]
-        model, meta = _load(spec, fixed_scale, fixed_modality, seed)
-        if fixed_scale is not None and tuple(model.scale) != fixed_scale:
-            raise WeightsError(
-                f"{spec.label} upscales by {tuple(model.scale)}, but the other models by {fixed_scale}; "
-                "compare models of one scale"
-            )
-        fixed_scale = tuple(model.scale)  # type: ignore[assignment]
-        if meta:
-            if fixed_modality is not None and meta.get("modality") != fixed_modality:
-                raise WeightsError(
-                    f"{spec.label} was trained on {meta.get('modality')!r} data, not {fixed_modality!r}"
-                )
-            fixed_modality = str(meta.get("modality"))
-        loaded[i] = (model, meta)
-    return ([(specs[i], *loaded[i]) for i in range(len(specs))],
-            fixed_scale or as_scale(scale or 2), fixed_modality or "mri")
+    return replace(options, tile=cores).plan(shape, model)
 
 
 def _match_ground_truth(gt_view: np.ndarray, lr_view_shape: Sequence[int], view_scale: Sequence[int],
@@ -251,25 +190,46 @@ def _match_ground_truth(gt_view: np.ndarray, lr_view_shape: Sequence[int], view_
 
 
 def _run_network(
-    label: str, model: SuperResolutionNet, lr: np.ndarray, *, normalization: Any, plan: Plan,
-    index: int, count: int,
-) -> Generator[Step, None, tuple[np.ndarray, float]]:
-    """Upscale ``lr`` (stored order); yields a :class:`Step` per batch of tiles; returns (HR, seconds)."""
+    label: str, network: SuperResolutionNet, lr: np.ndarray, *, modality: str, plan: Plan, index: int, count: int,
+    axes: Sequence[int] | None,
+) -> Generator[Step, None, Upscaled]:
+    """Upscale ``lr`` (stored order) by the evaluation protocol; yields a :class:`Step` per batch of tiles."""
     yield Step("plan", label, 0, plan.tiles, index, count, plan)
-    steps = upscale_steps(lr, model, normalization=normalization, plan=plan)
-    seconds = 0.0
+    steps = upscale_with(lr, network, modality=modality, plan=plan, axes=axes)
     try:
         while True:
-            start = time.perf_counter()
             try:
                 done, total = next(steps)
             except StopIteration as finished:
-                seconds += time.perf_counter() - start
-                return finished.value, seconds
-            seconds += time.perf_counter() - start
+                return finished.value
             yield Step("tiles", label, done, total, index, count, plan)
     finally:
         steps.close()
+
+
+def _prepare(image: np.ndarray, ornt: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(stored float volume, ornt)`` of a layer's data; one clear error for anything unusable."""
+    image = np.asarray(image)
+    if image.ndim != 3:
+        raise InputError(f"Input layer: it must be a 3D volume, got shape {image.shape}.")
+    if image.dtype.kind not in "biuf":
+        raise InputError(f"Input layer: it must be a real-valued volume, got data type {image.dtype}.")
+    ornt = IDENTITY_ORNT if ornt is None else np.asarray(ornt, dtype=float)
+    stored = from_view(image, ornt)
+    if not np.all(np.isfinite(stored)):
+        raise InputError("Input layer: the volume contains NaN or infinite values.")
+    return stored, ornt
+
+
+def _volume_scale(network_scale: Sequence[int], slice_axis: int | None) -> tuple[int, int, int]:
+    """The factor per stored axis of networks of ``network_scale`` run with ``slice_axis`` last."""
+    if slice_axis is None:
+        return tuple(int(v) for v in network_scale)  # type: ignore[return-value]
+    if tuple(network_scale[:2]) != (1, 1):
+        raise InputError(f"A slice axis needs through-plane networks (scale 1×1×f), not ×{'×'.join(map(str, network_scale))}.")
+    scale = [1, 1, 1]
+    scale[slice_axis] = int(network_scale[2])
+    return tuple(scale)  # type: ignore[return-value]
 
 
 def run_steps(
@@ -281,12 +241,12 @@ def run_steps(
     ornt: np.ndarray | None = None,
     modality: str | None = None,
     scale: int | Sequence[int] | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | None = None,
+    options: RunOptions = RunOptions(),
     tricubic: bool = True,
     seed: int = 0,
     min_steps: int = 1,
+    thick_slices: tuple[int, int] | None = None,
+    slice_axis: int | None = None,
 ) -> Generator[Step, None, RunResult]:
     """Upscale ``image`` with every network of ``specs`` (and tricubic), compare with the ground truth.
 
@@ -295,7 +255,7 @@ def run_steps(
     image
         The input layer's data (view order). ``mode="upscale"``: it is the LR volume.
         ``mode="simulate"``: it is an HR volume; it is cropped to a multiple of the scale, degraded
-        (:func:`~napari_volumenet.ops.degrade.degrade`), upscaled and compared with itself.
+        (:class:`~napari_volumenet.evaluation.Degradation`), upscaled and compared with itself.
     specs
         The networks; ``[]`` runs tricubic interpolation only.
     ground_truth
@@ -305,76 +265,78 @@ def run_steps(
         The layer's view transform (:func:`napari_volumenet._geometry.view_ornt`); identity if ``None``.
     modality, scale
         Needed only when no network has a weights file (untrained models, tricubic only);
-        otherwise taken from, and checked against, the weights' metadata.
-    device, precision, tile
-        As for :func:`napari_volumenet.inference.make_plan` (``tile=None``: from free memory).
+        otherwise taken from, and checked against, the weights' metadata (network order).
+    options
+        Device, precision, tile, engine (:class:`~napari_volumenet.inference.RunOptions`).
     tricubic
         Also produce the tricubic (cubic B-spline) upsampling, as the first output.
     min_steps
-        With ``tile=None``: run each network in at least this many tiles (:func:`progress_tile`).
+        Without a tile in ``options``: run each network in at least this many tiles (:func:`progress_tile`).
+    thick_slices
+        ``mode="simulate"``: ``(stored axis, factor)``: thick slices along that axis instead of
+        :func:`~napari_volumenet.ops.degrade.degrade`; the networks must be through-plane ones.
+    slice_axis
+        ``mode="upscale"``: the stored axis of the input's thick slices, for through-plane networks
+        (scale ``(1, 1, f)``), which run with it moved to their axis 2.
 
     Untrained networks (speed only) get no metrics and no difference map.
     """
     if mode not in MODES:
         raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
-    image = np.asarray(image)
-    if image.ndim != 3:
-        raise InputError(f"Input layer: it must be a 3D volume, got shape {image.shape}.")
-    if image.dtype.kind not in "biuf":
-        raise InputError(f"Input layer: it must be a real-valued volume, got data type {image.dtype}.")
-    ornt = IDENTITY_ORNT if ornt is None else np.asarray(ornt, dtype=float)
+    stored, ornt = _prepare(image, ornt)
     if not specs and not tricubic:
         raise InputError("Nothing to run: choose a model or tricubic interpolation.")
+    if mode == "simulate" and thick_slices is not None:
+        slice_axis, scale = int(thick_slices[0]), scale or (1, 1, int(thick_slices[1]))
     count = len(specs) + int(tricubic)
     yield Step("load", "models", 0, count, 0, count)
-    models, s, modality = load_models(specs, modality=modality, scale=scale, seed=seed)
-    vs = view_factors(s, ornt)
-    stored = from_view(image, ornt)
-    if not np.all(np.isfinite(stored)):
-        raise InputError("Input layer: the volume contains NaN or infinite values.")
-
-    gt_view: np.ndarray | None = None
-    gt_cropped = False
+    models, network_scale, modality = load_methods(specs, modality=modality, scale=scale, seed=seed)
+    s = _volume_scale(network_scale, slice_axis)
+    gt_view, gt_cropped = None, False
     if mode == "simulate":
         yield Step("degrade", "LR simulation", 0, 1, 0, count)
-        hr_stored = crop_to_multiple(stored, s)
-        gt_cropped = hr_stored.shape != stored.shape
-        lr_stored = degrade(hr_stored, s)
-        gt_view = to_view(hr_stored, ornt)
+        degradation = Degradation(s) if slice_axis is None else Degradation.thick(slice_axis, s[slice_axis])
+        hr_stored, lr_stored = degradation.apply(stored)
+        gt_cropped, gt_view = hr_stored.shape != stored.shape, to_view(hr_stored, ornt)
     else:
         lr_stored = np.ascontiguousarray(stored, dtype=np.float32)
         if ground_truth is not None:
             gt_view, gt_cropped = _match_ground_truth(np.asarray(ground_truth), to_view(lr_stored, ornt).shape,
-                                                      vs, ornt, s)
-    lr_view = to_view(lr_stored, ornt)
-
-    outputs: list[Output] = []
-    index = 0
-    if tricubic:
-        model = create_model("tricubic", scale=s)
-        plan = make_plan(lr_stored.shape, model, tile=tile, device=device, precision="fp32")
-        hr, seconds = yield from _run_network(TRICUBIC_LABEL, model, lr_stored, normalization=None,
-                                              plan=plan, index=index, count=count)
-        outputs.append(Output(TRICUBIC_LABEL, "tricubic", to_view(hr, ornt), seconds, 0, plan,
-                              model_config=dict(model.config)))
-        index += 1
-    for spec, model, meta in models:
-        normalization = fit_normalization(lr_stored, modality)
-        plan = _network_plan(lr_stored.shape, model, tile=tile, min_steps=min_steps, device=device,
-                             precision=precision)
-        hr, seconds = yield from _run_network(spec.label, model, lr_stored, normalization=normalization,
-                                              plan=plan, index=index, count=count)
-        outputs.append(Output(spec.label, "sr", to_view(hr, ornt), seconds, count_parameters(model), plan,
-                              untrained=spec.untrained, model_config=dict(model.config), weights=spec.weights,
-                              weights_metadata=dict(meta), normalization=normalization.to_dict()))
-        index += 1
-
-    result = RunResult(mode, tuple(s), vs, modality, lr_view, gt_view, outputs, gt_cropped=gt_cropped)
+                                                      view_factors(s, ornt), ornt, s)
+    axes = None if slice_axis is None else through_plane_axes(slice_axis)
+    outputs = yield from _run_all(lr_stored, models, s, axes, modality=modality, ornt=ornt, options=options,
+                                  tricubic=tricubic, min_steps=min_steps)
+    result = RunResult(mode, s, view_factors(s, ornt), modality, to_view(lr_stored, ornt), gt_view, outputs,
+                       gt_cropped=gt_cropped)
     if any(not spec.untrained for spec in specs):
         result.modality_warning = modality_mismatch(lr_stored, modality)
     if gt_view is not None:
         yield from _compare(result, count)
     return result
+
+
+def _run_all(lr: np.ndarray, models: Sequence[Loaded], scale: tuple[int, int, int],
+             axes: tuple[int, int, int] | None, *, modality: str, ornt: np.ndarray, options: RunOptions,
+             tricubic: bool, min_steps: int) -> Generator[Step, None, list[Output]]:
+    """Tricubic (first, when asked) and every network on ``lr`` (stored order); outputs in view order."""
+    count = len(models) + int(tricubic)
+    outputs: list[Output] = []
+    if tricubic:
+        model = create_model("tricubic", scale=scale)
+        done = yield from _run_network(TRICUBIC_LABEL, model, lr, modality=modality, axes=None, index=0,
+                                       count=count, plan=options.plan(lr.shape, model, precision="fp32"))
+        outputs.append(Output(TRICUBIC_LABEL, "tricubic", to_view(done.data, ornt), done.seconds, 0, done.plan,
+                              model_config=dict(model.config)))
+    for item in models:
+        shape = lr.shape if axes is None else tuple(lr.shape[a] for a in axes)
+        plan = _network_plan(shape, item.network, options=options, min_steps=min_steps)
+        done = yield from _run_network(item.label, item.network, lr, modality=modality, axes=axes,
+                                       index=len(outputs), count=count, plan=plan)
+        outputs.append(Output(item.label, "sr", to_view(done.data, ornt), done.seconds, item.params, done.plan,
+                              untrained=item.method.untrained, model_config=dict(item.network.config),
+                              weights=item.method.weights, weights_metadata=dict(item.metadata),
+                              normalization=None if done.normalization is None else done.normalization.to_dict()))
+    return outputs
 
 
 def _compare(result: RunResult, count: int) -> Generator[Step, None, None]:
@@ -422,6 +384,6 @@ def describe_plan(plan: Plan) -> str:
 
 
 __all__ = [
-    "MIN_STEPS", "MODES", "UNTRAINED", "ModelSpec", "Output", "RunResult", "Step", "describe_plan", "load_models",
+    "MIN_STEPS", "MODES", "UNTRAINED", "ModelSpec", "Output", "RunResult", "Step", "describe_plan", "load_methods",
     "progress_tile", "run_steps", "run_sync", "slice_metrics",
 ]

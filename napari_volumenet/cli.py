@@ -1,7 +1,7 @@
 """The ``volumenet`` command line (SPEC §6): upscale, degrade, evaluate, models, benchmark.
 
 Every command is a thin adapter over the library (:mod:`napari_volumenet.inference`,
-:mod:`napari_volumenet.io`, :mod:`src_training.evaluate`, :mod:`napari_volumenet.benchmark`);
+:mod:`napari_volumenet.io`, :mod:`napari_volumenet.evaluation`, :mod:`napari_volumenet.benchmark`);
 the CLI adds no science. Errors a user can cause (:class:`~napari_volumenet.errors.VolumeNetError`)
 are printed as one line ``volumenet: error: <message>`` with exit code 2, Ctrl-C gives
 ``volumenet: interrupted`` (exit 130, no partial file), SIGTERM / SIGHUP ``volumenet: terminated
@@ -26,52 +26,36 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._parse import int_list
 from .atomic import Terminated, json_safe, termination_unwinds, write_json_atomic, write_text_atomic
 from .errors import (
     Cancelled, InputError, ModelError, OutputError, VolumeNetError, VolumeNetWarning, WeightsError,
 )
 
+if TYPE_CHECKING:
+    from .evaluation import Degradation
+    from .inference import RunOptions
+
 PROG = "volumenet"
 EXIT_ERROR = 2
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
-INPUT_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh")
 
 # ----------------------------------------------------------------------------- argument types
 
 
-def _int_list(text: str, what: str, *, lengths: tuple[int, ...] = (1, 3), minimum: int = 1) -> tuple[int, ...]:
-    """``"2"`` → ``(2,)``, ``"1,1,2"`` → ``(1, 1, 2)``; argparse error with a clear message otherwise."""
-    parts = [p.strip() for p in str(text).replace("x", ",").replace("×", ",").split(",")]
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{what} must be {' or '.join(_shape_words(n) for n in lengths)}, got {text!r}"
-        ) from None
-    if len(values) not in lengths or any(v < minimum for v in values):
-        raise argparse.ArgumentTypeError(
-            f"{what} must be {' or '.join(_shape_words(n) for n in lengths)} (each ≥ {minimum}), got {text!r}"
-        )
-    return values
-
-
-def _shape_words(n: int) -> str:
-    return "one integer" if n == 1 else f"{n} comma-separated integers"
-
-
 def scale_arg(text: str) -> int | tuple[int, int, int]:
     """``--scale 2`` → 2; ``--scale 1,1,2`` → (1, 1, 2) (array-axis order)."""
-    values = _int_list(text, "--scale")
+    values = int_list(text, "--scale")
     return values[0] if len(values) == 1 else values  # type: ignore[return-value]
 
 
 def tile_arg(text: str) -> int | tuple[int, int, int]:
     """``--tile 64`` (LR voxels per axis), ``--tile 64,64,32``, or ``--tile 0`` (whole volume at once)."""
-    values = _int_list(text, "--tile", minimum=0)
+    values = int_list(text, "--tile", minimum=0)
     if len(values) == 3 and 0 in values and values != (0, 0, 0):
         raise argparse.ArgumentTypeError(f"--tile: use 0 alone for the whole volume, got {text!r}")
     return values[0] if len(values) == 1 else values  # type: ignore[return-value]
@@ -79,12 +63,12 @@ def tile_arg(text: str) -> int | tuple[int, int, int]:
 
 def size_arg(text: str) -> tuple[int, int, int]:
     """``--size 125,125,75`` or ``--size 64`` (a cube)."""
-    values = _int_list(text, "--size")
+    values = int_list(text, "--size")
     return values * 3 if len(values) == 1 else values  # type: ignore[return-value]
 
 
 def positive_int(text: str) -> int:
-    return _int_list(text, "the value", lengths=(1,))[0]
+    return int_list(text, "the value", lengths=(1,))[0]
 
 
 def gigabytes_per_s(text: str) -> float:
@@ -115,15 +99,6 @@ def names_arg(text: str) -> list[str]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def volume_stem(path: Path) -> str:
-    """``scan.nii.gz`` → ``scan`` (also ``.nii``, ``.mgz``, ``.mgh``)."""
-    name = path.name
-    for suffix in INPUT_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def scale_suffix(scale: Sequence[int]) -> str:
     """``(2, 2, 2)`` → ``x2``; ``(1, 1, 2)`` → ``x1x1x2``."""
     scale = tuple(int(s) for s in scale)
@@ -142,7 +117,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def plan_outputs(
-    raw_inputs: Sequence[str], inputs: Sequence[Path], output: str, suffix: str, overwrite: bool
+    raw_inputs: Sequence[str], inputs: Sequence[Path], output: str, suffix: str | Callable[[Path], str],
+    overwrite: bool,
 ) -> list[tuple[Path, Path]]:
     """Pair every input volume with its output path and check all outputs before any work starts.
 
@@ -150,7 +126,7 @@ def plan_outputs(
     ``<stem><suffix>.nii.gz`` inside it). Several files or a folder in → ``output`` is a folder
     (created if needed) holding ``<stem><suffix>.nii.gz`` for each input.
     """
-    from .io import check_output_path
+    from .io import check_output_path, volume_stem
 
     out = Path(output).expanduser()
     single = len(raw_inputs) == 1 and not Path(raw_inputs[0]).expanduser().is_dir() and len(inputs) == 1
@@ -167,7 +143,8 @@ def plan_outputs(
             except OSError as error:
                 raise OutputError(f"cannot create the output folder {out}: {error.strerror or error}") from None
             created = missing
-        pairs = [(src, out / f"{volume_stem(src)}{suffix}.nii.gz") for src in inputs]
+        pairs = [(src, out / f"{volume_stem(src)}{suffix if isinstance(suffix, str) else suffix(src)}.nii.gz")
+                 for src in inputs]
     try:
         seen: dict[Path, Path] = {}
         for src, dst in pairs:
@@ -308,68 +285,99 @@ def run_batch(jobs: Sequence[tuple[Path, Path]], process: Callable[[Path, Path],
                              f"the {len(jobs) - len(failed)} other outputs were written")
 
 
+def _header_zooms(path: Path) -> tuple[float, ...]:
+    """Voxel sizes from the header alone (``()`` when it cannot be read: the read itself then says why)."""
+    import nibabel
+
+    try:
+        return tuple(float(z) for z in nibabel.load(str(path)).header.get_zooms()[:3])
+    except Exception:  # noqa: BLE001 - any unreadable file is reported by read_volume later, with its reason
+        return ()
+
+
+class _WeightsCache:
+    """Each weights file loaded and hashed once for a batch (files may need different weights)."""
+
+    def __init__(self, model: str | None, modality: str | None) -> None:
+        self.model, self.modality, self.loaded = model, modality, {}
+
+    def __call__(self, path: Path) -> tuple[Any, dict[str, Any], str]:
+        from .io import sha256_file
+        from .weights import load_weights
+
+        if path not in self.loaded:
+            model, meta = load_weights(path, model=self.model, modality=self.modality)
+            self.loaded[path] = (model, meta, sha256_file(path))
+        return self.loaded[path]
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
-    from .io import sha256_file
     from .models import list_models
-    from .weights import default_weights, load_weights
+    from .slices import choose
 
     if args.model is not None and args.model not in list_models():
         raise ModelError(f"unknown model {args.model!r}; choose one of {', '.join(list_models())}")
+    if args.weights and args.scale is not None:
+        raise InputError("--weights sets the scale; leave out --scale")
     inputs = collect_inputs(args.inputs, f"{PROG} upscale", args.quiet)
-    if args.weights:
-        weights_path = resolve_weights(args.weights)
-    else:  # never random weights: the bundled default, or a clear error
-        weights_path = default_weights(args.modality or "mri", model=args.model)
-    model, meta = load_weights(weights_path, model=args.model, modality=args.modality)
-    scale = tuple(int(s) for s in model.scale)
-    jobs = plan_outputs(args.inputs, inputs, args.output, f"_{scale_suffix(scale)}", args.overwrite)
-    context = {"model": model, "meta": meta, "weights": weights_path, "weights_sha": sha256_file(weights_path)}
+    cache = _WeightsCache(args.model, args.modality)
+    weights = resolve_weights(args.weights) if args.weights else None
+    network_scale = tuple(cache(weights)[0].scale) if weights is not None else None
+    modality = args.modality or (str(cache(weights)[1]["modality"]) if weights is not None else "mri")
+    choices = {src: choose(_header_zooms(src), modality=modality, scale=args.scale, weights=weights,
+                           network_scale=network_scale, model=args.model) for src in inputs}
+    for choice in {c.weights for c in choices.values()}:
+        cache(choice)  # every weights file checked before any work
+    jobs = plan_outputs(args.inputs, inputs, args.output, lambda src: f"_{scale_suffix(choices[src].scale)}",
+                        args.overwrite)
     with TileBars(disable=args.quiet) as bars:
-        run_batch(jobs, lambda src, dst: _upscale_one(args, src, dst, context, bars))
+        run_batch(jobs, lambda src, dst: _upscale_one(args, src, dst, choices[src], cache, bars))
     return 0
 
 
-def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, context: dict[str, Any], bars: TileBars) -> None:
-    """Upscale one volume file and write it with its sidecar (see :func:`cmd_upscale`)."""
+def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, choice: Any, cache: _WeightsCache,
+                 bars: TileBars) -> None:
+    """Upscale one volume file by the evaluation protocol and write it with its sidecar (see :func:`cmd_upscale`)."""
     from .errors import ModalityWarning
-    from .inference import make_plan, upscale
+    from .evaluation import run, upscale_with
+    from .inference import through_plane_axes
     from .io import provenance_description, read_volume, sr_affine, write_volume
-    from .models import count_parameters
-    from .ops.normalize import fit_normalization, modality_mismatch
-    from .ops.padding import resolve_padding
+    from .ops.normalize import modality_mismatch
 
-    model, meta = context["model"], context["meta"]
-    scale, modality, model_name = tuple(int(s) for s in model.scale), str(meta["modality"]), str(meta["model"])
+    model, meta, sha = cache(choice.weights)
+    modality, model_name = str(meta["modality"]), str(meta["model"])
     volume = read_volume(src)
-    data = volume.data
-    mismatch = modality_mismatch(data, modality)
+    mismatch = modality_mismatch(volume.data, modality)
     if mismatch is not None:
         warnings.warn(f"{src}: {mismatch}", ModalityWarning, stacklevel=2)
-    normalization = fit_normalization(data, modality)
-    plan = make_plan(data.shape, model, tile=args.tile, device=args.device, precision=args.precision,
-                     engine=args.engine)
-    start = time.perf_counter()
-    padding = resolve_padding(data, modality, args.pad_value)
-    pad_value = None if padding is None else padding.value
-    sr = upscale(data, model, normalization=normalization, plan=plan, pad_value=pad_value,
-                 progress=lambda done, total, _n=src.name: bars(_n, done, total))
-    seconds = time.perf_counter() - start
+    axes = None if choice.slice_axis is None else through_plane_axes(choice.slice_axis)
+    done = run(upscale_with(volume.data, model, modality=modality, options=run_options(args), axes=axes,
+                            pad_value=args.pad_value), lambda d, t, _n=src.name: bars(_n, d, t))
     bars.close()
-    sidecar = {
-        "tool": f"{PROG} upscale", "version": __version__, "input": str(src), "output": str(dst),
-        "input_shape": list(data.shape), "output_shape": list(sr.shape), "model": model_name,
-        "model_kwargs": meta.get("model_kwargs", {}), "params": count_parameters(model),
-        "weights": str(context["weights"]), "weights_sha256": context["weights_sha"],
-        "weights_version": meta.get("version"), "scale": list(scale), "modality": modality,
-        "pad_value": pad_value,
-        "normalization": normalization.to_dict(), "plan": plan.to_dict(), "seconds": seconds,
-    }
-    description = provenance_description(model_name, scale, context["weights_sha"], __version__)
-    write_volume(dst, sr, sr_affine(volume.affine, scale), volume.header, overwrite=args.overwrite,
+    sidecar = _upscale_sidecar(src, dst, volume.data.shape, done, choice, model, meta, sha)
+    description = provenance_description(model_name, choice.scale, sha, __version__)
+    write_volume(dst, done.data, sr_affine(volume.affine, choice.scale), volume.header, overwrite=args.overwrite,
                  description=description, sidecar=json_safe(sidecar))
-    tiles = f"{plan.tiles} tile{'s' if plan.tiles != 1 else ''}"
-    say(args.quiet, f"{src} → {dst}  ({shape_text(data.shape)} → {shape_text(sr.shape)}, "
-                    f"{seconds:.1f} s, {plan.device} {plan.precision}, {tiles})")
+    tiles = f"{done.plan.tiles} tile{'s' if done.plan.tiles != 1 else ''}"
+    say(args.quiet, f"{src} → {dst}  ({shape_text(volume.data.shape)} → {shape_text(done.data.shape)}, "
+                    f"{done.seconds:.1f} s, {done.plan.device} {done.plan.precision}, {tiles}; {choice.reason})")
+
+
+def _upscale_sidecar(src: Path, dst: Path, shape: Sequence[int], done: Any, choice: Any, model: Any,
+                     meta: dict[str, Any], sha: str) -> dict[str, Any]:
+    """The JSON sidecar of one upscaled volume: input, output, network, weights, choice, plan, time."""
+    from .models import count_parameters
+
+    return {
+        "tool": f"{PROG} upscale", "version": __version__, "input": str(src), "output": str(dst),
+        "input_shape": list(shape), "output_shape": list(done.data.shape), "model": str(meta["model"]),
+        "model_kwargs": meta.get("model_kwargs", {}), "params": count_parameters(model),
+        "weights": str(choice.weights), "weights_sha256": sha, "weights_version": meta.get("version"),
+        "scale": list(choice.scale), "network_scale": list(choice.network_scale), "slice_axis": choice.slice_axis,
+        "choice": choice.reason, "modality": str(meta["modality"]), "pad_value": done.pad_value,
+        "normalization": None if done.normalization is None else done.normalization.to_dict(),
+        "plan": done.plan.to_dict(), "seconds": done.seconds,
+    }
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
@@ -424,60 +432,75 @@ def _degrade_one(args: argparse.Namespace, src: Path, dst: Path, scale: tuple[in
                     f"{scale_suffix(scale)} LR simulation)")
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from src_training.evaluate import (
-        SUMMARY_COLUMNS, default_model_specs, evaluate, format_table, summarize, to_json,
-    )
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The request object of the shared ``--device/--precision/--tile/--engine`` options."""
+    from .inference import RunOptions
 
-    from .ops.scale import as_scale
+    return RunOptions(device=args.device, precision=args.precision, tile=args.tile, engine=args.engine)
 
+
+def _degradation(args: argparse.Namespace) -> Degradation:
+    from .evaluation import Degradation
+
+    if args.thick_slices is not None:
+        if args.scale is not None:
+            raise InputError("--thick-slices sets the factor; leave out --scale")
+        axis, factor, gap = args.thick_slices
+        return Degradation.thick(axis, factor, gap)
     try:
-        scale = as_scale(args.scale)
+        return Degradation.resize(args.scale or 2)
     except ModelError as error:
         raise InputError(str(error)) from None
-    json_path = check_report_path(args.json, args.overwrite)
-    csv_path = check_report_path(args.csv, args.overwrite)
-    markdown_path = check_report_path(args.markdown, args.overwrite)
-    plot_path = check_report_path(args.plot, args.overwrite)
-    reports = [p for p in (json_path, csv_path, markdown_path, plot_path) if p is not None]
-    if any(_same_file(a, b) for i, a in enumerate(reports) for b in reports[i + 1:]):
+
+
+def _evaluation_reports(args: argparse.Namespace) -> dict[str, Path | None]:
+    reports = {key: check_report_path(getattr(args, key), args.overwrite) for key in ("json", "csv", "markdown", "plot")}
+    paths = [p for p in reports.values() if p is not None]
+    if any(_same_file(a, b) for i, a in enumerate(paths) for b in paths[i + 1:]):
         raise OutputError("--json, --csv, --markdown and --plot must name different files")
-    specs = list(args.models) if args.models else default_model_specs(args.modality, scale)
+    return reports
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import SUMMARY_COLUMNS, default_methods, evaluate, format_table, summarize, to_json
+
+    degradation = _degradation(args)
+    reports = _evaluation_reports(args)
+    factors = scale_suffix(degradation.network_scale)
+    specs = list(args.models) if args.models else default_methods(args.modality, degradation.network_scale)
     with TileBars(disable=args.quiet) as bars:
-        rows = evaluate(args.inputs, specs, scale=scale, modality=args.modality, tile=args.tile,
-                        device=args.device, precision=args.precision, progress=bars,
-                        engine=args.engine)
+        rows = evaluate(args.inputs, specs, degradation=degradation, modality=args.modality,
+                        options=run_options(args), progress=bars)
     summary = summarize(rows)
     volumes = len({row["volume"] for row in rows})
-    print(f"{volumes} volume(s), LR = degrade(HR, {scale_suffix(scale)}), modality {args.modality}; "
+    print(f"{volumes} volume(s), {degradation.describe()}, modality {args.modality}; "
           "means over volumes, metrics on the 0–255 scale of each HR volume's min/max")
     print(format_table(summary))
     if not specs:
-        print(f"(no bundled weights yet for {args.modality} {scale_suffix(scale)}; "
-              "pass --models path/to/weights.pt)")
-    if json_path is not None:
-        write_json_atomic(json_path, to_json(rows, summary, scale=list(scale), modality=args.modality,
-                                      models=["tricubic", *specs], version=__version__))
-        say(args.quiet, f"wrote {json_path}")
-    if csv_path is not None:
+        print(f"(no bundled weights yet for {args.modality} {factors}; pass --models path/to/weights.pt)")
+    if reports["json"] is not None:
+        write_json_atomic(reports["json"], to_json(rows, summary, scale=list(degradation.scale),
+                                                   degradation=degradation.describe(), modality=args.modality,
+                                                   models=["tricubic", *specs], version=__version__))
+        say(args.quiet, f"wrote {reports['json']}")
+    if reports["csv"] is not None:
         buffer = _stdio.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(SUMMARY_COLUMNS), extrasaction="ignore",
-                                lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=list(SUMMARY_COLUMNS), extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in summary:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        write_text_atomic(csv_path, buffer.getvalue())
-        say(args.quiet, f"wrote {csv_path}")
-    if markdown_path is not None:
-        write_text_atomic(markdown_path, format_table(summary) + "\n")
-        say(args.quiet, f"wrote {markdown_path}")
-    if plot_path is not None:
-        from src_training.plots import plot_psnr_vs_params
+        write_text_atomic(reports["csv"], buffer.getvalue())
+        say(args.quiet, f"wrote {reports['csv']}")
+    if reports["markdown"] is not None:
+        write_text_atomic(reports["markdown"], format_table(summary) + "\n")
+        say(args.quiet, f"wrote {reports['markdown']}")
+    if reports["plot"] is not None:
+        from .plots import plot_psnr_vs_params
 
-        if plot_psnr_vs_params(summary, plot_path, title=f"{args.modality.upper()} {scale_suffix(scale)}, "
-                               f"{volumes} volume(s)") is None:
+        if plot_psnr_vs_params(summary, reports["plot"], title=f"{args.modality.upper()} "
+                               f"{scale_suffix(degradation.scale)}, {volumes} volume(s)") is None:
             raise OutputError("--plot needs matplotlib (pip install matplotlib)")
-        say(args.quiet, f"wrote {plot_path}")
+        say(args.quiet, f"wrote {reports['plot']}")
     return 0
 
 
@@ -700,6 +723,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights file (.pt) or bundled weights name; default: the bundled default weights")
     p.add_argument("--modality", choices=["mri", "ct"], default=None,
                    help="modality of the input; must match the weights (default: that of the weights)")
+    p.add_argument("--scale", type=scale_arg, default=None, metavar="S",
+                   help="choose the bundled weights by factor: 2 (isotropic) or one axis's factor such as 1,1,4 "
+                        "(through-plane along that array axis); default: from the voxel sizes (a slice axis ≥ 1.5× "
+                        "coarser than the others gets through-plane weights, other scans isotropic ×2)")
     p.add_argument("--pad-value", type=_pad_value, default="auto", metavar="HU",
                    help="CT padding outside the scanner's field of view (e.g. -3024): shown to the network as "
                    "air and written back; auto (default) detects a constant below -1024 HU in CT, none turns it off")
@@ -731,7 +758,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=names_arg, action="extend", default=[], metavar="A,B,...",
                    help="weights files, bundled weights names or model names (comma-separated); "
                         "default: all bundled weights for the modality")
-    p.add_argument("--scale", type=scale_arg, default=2, metavar="S", help="2 (default) or e.g. 1,1,2")
+    p.add_argument("--scale", type=scale_arg, default=None, metavar="S", help="2 (default) or e.g. 1,1,2")
+    p.add_argument("--thick-slices", type=_thick_slices, default=None, metavar="AXIS,FACTOR[,GAP]",
+                   help="instead of --scale: simulate thick slices along array AXIS (each the mean of FACTOR HR "
+                        "slices, GAP HR slices apart) and compare cubic interpolation along that axis with the "
+                        "through-plane networks (default: the bundled ones for FACTOR)")
     p.add_argument("--modality", choices=["mri", "ct"], default="mri", help="mri (default) or ct")
     _add_run_options(p)
     p.add_argument("--json", default=None, metavar="PATH", help="write per-volume rows and the summary as JSON")

@@ -64,6 +64,34 @@ class Plan:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a network, passed whole from the CLI, the widget, evaluation and training validation.
+
+    ``tile``: core size in LR voxels (``None`` chooses from free memory, ``0`` is the whole volume);
+    ``batch_size``: windows per forward pass (``None`` chooses); see :func:`make_plan`.
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    tile: int | tuple[int, int, int] | None = None
+    engine: str = "fast"
+    batch_size: int | None = None
+
+    def plan(self, shape: Sequence[int], model: SuperResolutionNet, *, precision: str | None = None) -> Plan:
+        """:func:`make_plan` for an LR volume of ``shape`` (``precision`` overrides, e.g. fp32 for interpolation)."""
+        return make_plan(shape, model, tile=self.tile, device=self.device, precision=precision or self.precision,
+                         batch_size=self.batch_size, engine=self.engine)
+
+
+def through_plane_axes(axis: int) -> tuple[int, int, int]:
+    """The volume's axes in the order of a through-plane network (scale ``(1, 1, f)``): the two in-plane
+    axes in their order, then the slice ``axis``; ``np.transpose(volume, through_plane_axes(a))``."""
+    if axis not in (0, 1, 2):
+        raise InputError(f"The slice axis must be 0, 1 or 2 (array axes), got {axis}.")
+    return (*(a for a in range(3) if a != axis), axis)  # type: ignore[return-value]
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` → the first of cuda, mps, cpu that is available; ``cuda:1`` style names are kept."""
     if device == "auto":
@@ -245,6 +273,7 @@ def upscale_steps(
     normalization: Normalization | None = None,
     plan: Plan | None = None,
     pad_value: float | str | None = "auto",
+    axes: Sequence[int] | None = None,
     **plan_options,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """Upscale ``volume`` ``(D, H, W)`` (input units) tile by tile.
@@ -254,12 +283,33 @@ def upscale_steps(
     ``normalization`` maps the input to the network's [0, 1] range and back; ``None`` means
     the volume is already normalised. ``pad_value``: CT padding outside the field of view
     (:func:`~napari_volumenet.ops.padding.resolve_padding`; ``"auto"`` detects it when the
-    normalisation is CT). ``plan_options`` go to :func:`make_plan`.
+    normalisation is CT). ``axes``: the volume's axes in the network's order (e.g.
+    :func:`through_plane_axes`): the network runs on ``volume.transpose(axes)`` (so ``plan``
+    is for that shape) and the result is transposed back. ``plan_options`` go to :func:`make_plan`.
+    The model is left on its device and in its train/eval mode, as it came.
     Closing the generator early (cancel) frees everything; no partial result escapes.
     """
     if volume.ndim != 3:
         raise InputError(f"expected a 3D volume, got shape {volume.shape}")
+    if axes is not None:
+        order = tuple(int(a) for a in axes)
+        hr = yield from upscale_steps(np.transpose(volume, order), model, normalization=normalization, plan=plan,
+                                      pad_value=pad_value, **plan_options)
+        return np.ascontiguousarray(np.transpose(hr, np.argsort(order)))
     plan = plan or make_plan(volume.shape, model, **plan_options)
+    was_training = model.training
+    home = next(model.parameters()).device if any(True for _ in model.parameters()) else None
+    try:
+        return (yield from _upscale_tiles(volume, model, normalization, plan, pad_value))
+    finally:
+        model.train(was_training)
+        if home is not None:
+            model.to(home)
+
+
+def _upscale_tiles(volume: np.ndarray, model: SuperResolutionNet, normalization: Normalization | None, plan: Plan,
+                   pad_value: float | str | None) -> Generator[tuple[int, int], None, np.ndarray]:
+    """The tile loop of :func:`upscale_steps` (the model is moved to the plan's device and set to eval)."""
     padding = resolve_padding(volume, normalization.modality if normalization else "mri", pad_value)
     device = torch.device(plan.device)
     scale = model.scale
@@ -335,6 +385,7 @@ def upscale(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     pad_value: float | str | None = "auto",
+    axes: Sequence[int] | None = None,
     **plan_options,
 ) -> np.ndarray:
     """Blocking form of :func:`upscale_steps`.
@@ -342,7 +393,8 @@ def upscale(
     ``progress(done, total)`` is called after each batch of tiles; when ``cancel()`` returns
     true at a tile boundary, :class:`~napari_volumenet.errors.Cancelled` is raised.
     """
-    steps = upscale_steps(volume, model, normalization=normalization, plan=plan, pad_value=pad_value, **plan_options)
+    steps = upscale_steps(volume, model, normalization=normalization, plan=plan, pad_value=pad_value, axes=axes,
+                          **plan_options)
     while True:
         try:
             done, total = next(steps)

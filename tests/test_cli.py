@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_volumenet import __version__, inference
+from napari_volumenet import __version__, evaluation, inference
 from napari_volumenet import weights as weights_module
 from napari_volumenet.cli import main
 from napari_volumenet.io import lr_affine, read_volume, sr_affine
@@ -83,7 +83,7 @@ def scan(tmp_path) -> Path:
 @pytest.fixture
 def no_bundled(monkeypatch):
     monkeypatch.setattr(weights_module, "list_bundled", lambda: [])
-    import src_training.evaluate as evaluate_module
+    import napari_volumenet.evaluation as evaluate_module
 
     monkeypatch.setattr(evaluate_module, "list_bundled", lambda: [])
 
@@ -337,7 +337,7 @@ def test_python_m_help():
 
 
 def test_cli_never_imports_qt_or_napari():
-    code = ("import napari_volumenet.cli, napari_volumenet.benchmark, src_training.evaluate, sys; "
+    code = ("import napari_volumenet.cli, napari_volumenet.benchmark, napari_volumenet.evaluation, sys; "
             "bad = [m for m in sys.modules if m.startswith(('napari.', 'qtpy', 'PyQt5', 'PyQt6', 'PySide')) "
             "or m == 'napari']; assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -348,7 +348,7 @@ def test_internal_error_is_one_line(capsys, monkeypatch, scan, weights, tmp_path
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom\nsecond line")
 
-    monkeypatch.setattr(inference, "upscale", boom)
+    monkeypatch.setattr(evaluation, "upscale_steps", boom)
     out = tmp_path / "o.nii.gz"
     code, stdout, stderr = run(capsys, "upscale", scan, "-o", out, "--weights", weights, *FAST)
     assert code == 1 and not out.exists()
@@ -361,7 +361,7 @@ def test_keyboard_interrupt(capsys, monkeypatch, scan, weights, tmp_path):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(inference, "upscale", interrupt)
+    monkeypatch.setattr(evaluation, "upscale_steps", interrupt)
     out = tmp_path / "o.nii.gz"
     code, _, stderr = run(capsys, "upscale", scan, "-o", out, "--weights", weights, *FAST)
     assert code == 130 and stderr == "volumenet: interrupted\n" and not out.exists()
@@ -470,8 +470,8 @@ def _weights_case(name, weights_dir, tmp_path):
         "bare state dict": (["--weights", weights_dir / "bare.pt"], "not a napari-volumenet weights file"),
         "missing weights": (["--weights", tmp_path / "nope.pt"], "not found"),
         "weights is a folder": (["--weights", tmp_path], "not a weights file"),
-        "no weights, none bundled": ([], "no default weights"),
-        "no weights for model, none bundled": (["--model", "parallelnet"], "no default weights"),
+        "no weights, none bundled": (["--scale", "2"], "no default weights"),
+        "no weights for model, none bundled": (["--model", "parallelnet", "--scale", "2"], "no default weights"),
         "bad device": (["--weights", weights_dir / "w.pt", "--device", "cuda:7"], "device"),
     }
     return cases[name]

@@ -1,4 +1,4 @@
-"""``src_training.evaluate``: the paper's protocol on tiny synthetic HR volumes."""
+"""``napari_volumenet.evaluation``: the paper's protocol on tiny synthetic HR volumes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import src_training.evaluate as evaluate_module
+import napari_volumenet.evaluation as evaluate_module
 from napari_volumenet import weights as weights_module
 from napari_volumenet.errors import WeightsError
 from napari_volumenet.io import read_volume
@@ -19,9 +19,10 @@ from napari_volumenet.ops.degrade import crop_to_multiple, degrade
 from napari_volumenet.ops.interpolate import tricubic_upsample_numpy
 from napari_volumenet.ops.metrics import compute_metrics
 from napari_volumenet.weights import save_weights
-from src_training.evaluate import (
-    METRICS, evaluate, format_table, resolve_model_spec, summarize, to_json,
+from napari_volumenet.evaluation import (
+    METRICS, Degradation, evaluate, format_table, resolve_method, summarize, to_json,
 )
+from napari_volumenet.inference import RunOptions
 
 AFFINE = np.diag([1.0, 1.2, 2.0, 1.0])
 
@@ -55,7 +56,7 @@ def no_bundled(monkeypatch):
     monkeypatch.setattr(evaluate_module, "list_bundled", lambda: [])
 
 
-RUN = dict(scale=2, modality="mri", tile=0, device="cpu", precision="fp32")
+RUN = dict(degradation=Degradation.resize(2), modality="mri", options=RunOptions(tile=0, device="cpu", precision="fp32"))
 
 
 def test_rows_have_finite_metrics(volumes, tiny_weights):
@@ -102,7 +103,7 @@ def test_summary_means_are_the_means(volumes, tiny_weights):
 
 
 def test_anisotropic_scale(volumes):
-    rows = evaluate(volumes[:1], [], **{**RUN, "scale": (1, 1, 2)})
+    rows = evaluate(volumes[:1], [], **{**RUN, "degradation": Degradation.resize((1, 1, 2))})
     assert rows[0]["lr_shape"] == [13, 12, 4] and rows[0]["scale"] == [1, 1, 2]
 
 
@@ -118,8 +119,8 @@ def test_specs_are_checked_before_work(volumes, tiny_weights, no_bundled, monkey
     with pytest.raises(WeightsError, match="trained on 'mri'"):
         evaluate(volumes, [str(tiny_weights)], **{**RUN, "modality": "ct"})
     with pytest.raises(WeightsError, match="scale"):
-        evaluate(volumes, [str(tiny_weights)], **{**RUN, "scale": (1, 1, 2)})
-    assert resolve_model_spec("tricubic").label == "tricubic"
+        evaluate(volumes, [str(tiny_weights)], **{**RUN, "degradation": Degradation.resize((1, 1, 2))})
+    assert resolve_method("tricubic", scale=(2, 2, 2), modality="mri").label == "tricubic"
 
 
 def test_block_comparison_weights_are_evaluated_only_when_named(monkeypatch):
@@ -129,4 +130,33 @@ def test_block_comparison_weights_are_evaluated_only_when_named(monkeypatch):
                BundledWeights("compare-cpd", "b.pt", "parallelnet", "mri", (2, 2, 2), "", comparison=True),
                BundledWeights("ct", "c.pt", "volumenet", "ct", (2, 2, 2), "", default=True)]
     monkeypatch.setattr(evaluate_module, "list_bundled", lambda: bundled)
-    assert evaluate_module.default_model_specs("mri", 2) == ["default"]
+    assert evaluate_module.default_methods("mri", 2) == ["default"]
+
+
+def test_thick_slices_run_through_plane_networks_along_the_slice_axis(volumes, tmp_path):
+    from napari_volumenet.inference import upscale
+    from napari_volumenet.ops.degrade import thick_slices
+
+    torch.manual_seed(1)
+    network = create_model("volumenet", depth=2, channels=4, scale=(1, 1, 2))
+    weights = save_weights(tmp_path / "thick.pt", network, modality="mri")
+    degradation = Degradation.thick(axis=0, factor=2)
+    rows = evaluate(volumes[:1], [str(weights)], **{**RUN, "degradation": degradation})
+    assert [r["architecture"] for r in rows] == ["tricubic", "volumenet"]
+    assert rows[0]["scale"] == [2, 1, 1] and rows[0]["lr_shape"] == [6, 12, 9]
+    hr = crop_to_multiple(read_volume(volumes[0]).data, (2, 1, 1))
+    lr = thick_slices(hr, 0, 2)
+    cubic = tricubic_upsample_numpy(lr, (2, 1, 1))
+    assert rows[0]["psnr"] == pytest.approx(compute_metrics(hr, cubic, border=(2, 1, 1))["psnr"], abs=1e-4)
+    from napari_volumenet.ops.normalize import fit_normalization
+
+    moved = upscale(np.transpose(lr, (1, 2, 0)), network, normalization=fit_normalization(lr, "mri"), tile=0,
+                    device="cpu", precision="fp32")
+    expected = compute_metrics(hr, np.transpose(moved, (2, 0, 1)), border=(2, 1, 1))
+    assert rows[1]["psnr"] == pytest.approx(expected["psnr"], abs=1e-4)
+    with pytest.raises(WeightsError, match="upscales by"):
+        evaluate(volumes[:1], [str(tiny_weights_of(tmp_path))], **{**RUN, "degradation": degradation})
+
+
+def tiny_weights_of(tmp_path: Path) -> Path:
+    return save_weights(tmp_path / "iso.pt", create_model("volumenet", depth=2, channels=4), modality="mri")

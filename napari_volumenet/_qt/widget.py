@@ -1,9 +1,11 @@
 """The "VolumeNet super-resolution" dock widget.
 
 Everything it computes comes from :func:`napari_volumenet._pipeline.run_steps` (run in a
-``thread_worker``: per-tile progress, cancel at the next tile boundary) and from
-:func:`napari_volumenet._pipeline.slice_metrics`; this module only collects the user's choices,
-adds the resulting layers with the right geometry and shows tables and crops.
+``thread_worker``: per-tile progress, cancel at the next tile boundary), from
+:mod:`napari_volumenet._comparison` (layer choice, grid layout, metric rows, crops) and from
+:mod:`napari_volumenet._view` (the displayed slice and the region in voxel indices); this module
+only reads the viewer into plain values, collects the user's choices, adds the resulting layers
+with the right geometry and shows tables and crops.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from qtpy.QtWidgets import (
 
 from .. import __version__
 from .._comparison import (
-    Crop, LayerInfo, choose_layers, comparison_rows, crops, grid_order, grid_shape, hr_region, metric_rows,
-    region_slices, same_layer, slice_index,
+    Crop, LayerInfo, choose_layers, comparison_rows, crops, grid_order, grid_shape, metric_rows, same_layer,
 )
 from .._geometry import METADATA_KEY, LayerGeometry
+from ..inference import RunOptions
 from .._pipeline import MIN_STEPS, UNTRAINED, ModelSpec, Output, RunResult, Step, describe_plan, run_steps
+from .._view import LayerFrame, Region, last_rectangle, onto_slice, slice_index, sliced_axis, view_regions
 from ..errors import InputError, VolumeNetError
 from ..inference import PRECISIONS, resolve_device
 from ..models import list_models
@@ -72,6 +75,12 @@ def _grid(viewer):
     """The viewer's grid settings (``viewer.canvas.grid`` since napari 0.9, ``viewer.grid`` before)."""
     canvas = getattr(viewer, "canvas", None)
     return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
+def _frame(layer: Any) -> LayerFrame:
+    """Where ``layer``'s data coordinates lie in the world, and its voxel count (none for shapes)."""
+    shape = layer.data.shape if isinstance(layer, Image) else ()
+    return LayerFrame.of(layer.data_to_world, layer.ndim, shape)
 
 
 def _guarded(steps: Generator[Step, None, RunResult]) -> Generator[Step, None, RunResult | Failure]:
@@ -577,8 +586,9 @@ class SuperResolutionWidget(QWidget):
             np.asarray(source.data), specs, mode=mode,
             ground_truth=None if gt_layer is None else np.asarray(gt_layer.data),
             ornt=geometry.ornt, modality=None if modality == AUTO_MODALITY else modality, scale=scale,
-            device=self.device_combo.currentText(), precision=self.precision_combo.currentText(),
-            tile=None if tile < 0 else tile, tricubic=comparison or self.tricubic_check.isChecked(),
+            options=RunOptions(device=self.device_combo.currentText(), precision=self.precision_combo.currentText(),
+                               tile=None if tile < 0 else tile),
+            tricubic=comparison or self.tricubic_check.isChecked(),
             min_steps=MIN_STEPS,
         )
         window = tuple(float(v) for v in (gt_layer or source).contrast_limits)
@@ -749,50 +759,33 @@ class SuperResolutionWidget(QWidget):
         fill_table(self.comparison_table, self.comparison_rows, COMPARISON_COLUMNS)
 
     # ------------------------------------------------------------------ live metrics and crops
-    def _slice(self, reference: Image) -> tuple[int, int] | None:
-        """(axis, index) of the displayed slice in ``reference``'s grid; ``None`` in 3D view."""
-        dims = self.viewer.dims
-        if dims.ndisplay != 2 or len(dims.not_displayed) != 1:
-            return None
-        axis = int(dims.not_displayed[0])
-        return axis, slice_index(reference.world_to_data(dims.point), axis, reference.data.shape)
+    def _sliced_axis(self) -> int | None:
+        """The axis the slider moves along (2D view of a 3D world), else ``None``."""
+        return sliced_axis(self.viewer.dims.ndisplay, self.viewer.dims.not_displayed)
 
     def _region_layer(self) -> Shapes | None:
         layer = self._layer(self.region_combo.currentText())
         return layer if isinstance(layer, Shapes) and len(layer.data) else None
 
-    def _region_world(self) -> np.ndarray | None:
-        """World coordinates of the corners of the region layer's last rectangle (one row per corner)."""
+    def _regions(self, shown: Shown, reference: Image, axis: int) -> tuple[Region | None, Region | None]:
+        """(HR region, LR region) of the region layer's last rectangle (:func:`~.._view.view_regions`)."""
         layer = self._region_layer()
         if layer is None or layer.ndim != self.viewer.dims.ndim:
-            return None
-        kinds = list(layer.shape_type)
-        index = max((i for i, k in enumerate(kinds) if k == "rectangle"), default=len(kinds) - 1)
-        return np.array([layer.data_to_world(v) for v in np.asarray(layer.data[index], dtype=float)])
-
-    def _region_in(self, layer: Image, corners: np.ndarray) -> tuple[slice, slice] | None:
-        """Voxels of ``layer`` on the displayed axes whose centres lie inside the world ``corners``."""
-        data = np.array([layer.world_to_data(c) for c in corners])
-        return region_slices(data, list(self.viewer.dims.displayed), layer.data.shape)
-
-    def _region(self, shown: Shown, reference: Image, axis: int) -> tuple[tuple[slice, slice] | None,
-                                                                          tuple[slice, slice] | None]:
-        """(HR region, LR region) on the displayed axes for the region layer's rectangle.
-
-        The LR region is the LR voxels whose centres lie inside the rectangle; the HR region is exactly
-        their HR voxels, so that every crop covers the same physical area.
-        """
-        corners = self._region_world()
-        if corners is None:
             return None, None
+        corners = _frame(layer).to_world(last_rectangle(layer.data, layer.shape_type))
         lr_layer = self._layer(shown.lr_name)
-        if lr_layer is None:
-            return self._region_in(reference, corners), None
-        lr_region = self._region_in(lr_layer, corners)
-        if lr_region is None:
-            return None, None
-        displayed = [a for a in range(3) if a != axis]
-        return hr_region(lr_region, [shown.result.view_scale[a] for a in displayed]), lr_region
+        lr = None if lr_layer is None else _frame(lr_layer)
+        return view_regions(corners, axis, _frame(reference), lr, shown.result.view_scale)
+
+    def _looked_at(self, shown: Shown, labels: list[str]
+                   ) -> tuple[tuple[int, int] | None, Region | None, Region | None]:
+        """(axis, index) of the displayed slice in the HR grid, then the (HR, LR) regions on it; ``None``: not shown."""
+        axis = self._sliced_axis()
+        if not labels or axis is None:
+            return None, None, None
+        reference = shown.outputs[labels[0]]
+        where = axis, slice_index(_frame(reference), self.viewer.dims.point, axis)
+        return (where, *self._regions(shown, reference, axis))
 
     def refresh_live(self) -> None:
         """Recompute the metrics table (region, current slice, volume) and the crops."""
@@ -801,11 +794,7 @@ class SuperResolutionWidget(QWidget):
         crop_list: list[Crop] = []
         if shown is not None:
             labels = [label for label, lyr in shown.outputs.items() if lyr in self.viewer.layers]
-            reference = shown.outputs[labels[0]] if labels else None
-            where = self._slice(reference) if reference is not None else None
-            region = lr_region = None
-            if where is not None and reference is not None:
-                region, lr_region = self._region(shown, reference, where[0])
+            where, region, lr_region = self._looked_at(shown, labels)
             rows = metric_rows(shown.result, labels, where, region)
             if where is not None and region is not None:
                 crop_list = crops(shown.result, labels, where, region, lr_region)
@@ -820,17 +809,12 @@ class SuperResolutionWidget(QWidget):
     def follow_slice(self, *_: Any) -> None:
         """Move the region's rectangle to the displayed slice, so that it stays in view while the slider moves."""
         layer = self._region_layer()
-        dims = self.viewer.dims
-        if layer is None or dims.ndisplay != 2 or len(dims.not_displayed) != 1 or layer.ndim != dims.ndim:
+        axis = self._sliced_axis()
+        if layer is None or axis is None or layer.ndim != self.viewer.dims.ndim:
             return
-        axis = int(dims.not_displayed[0])
-        here = float(np.asarray(layer.world_to_data(dims.point))[axis])
-        shapes = [np.asarray(v, dtype=float) for v in layer.data]
-        if all(np.allclose(v[:, axis], here) for v in shapes):
-            return
-        for vertices in shapes:
-            vertices[:, axis] = here
-        layer.data = shapes
+        moved = onto_slice(layer.data, _frame(layer), self.viewer.dims.point, axis)
+        if moved is not None:
+            layer.data = moved
 
     # ------------------------------------------------------------------ region, grid, exports
     def start_region(self) -> Shapes:

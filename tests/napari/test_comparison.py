@@ -1,4 +1,7 @@
-"""The widget's arithmetic without Qt: layer choice, grid layout, regions, metric rows, tile plans."""
+"""The widget's arithmetic without Qt: layer choice, grid layout, metric rows, crops, tile plans.
+
+The slice and region in voxel indices are tested in ``test_view.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 
 from napari_volumenet._comparison import (
-    LayerInfo, choose_layers, comparison_weights, crops, factors_between, grid_order, grid_shape, hr_region,
-    metric_rows, region_slices, same_layer, slice_index,
+    LayerInfo, choose_layers, comparison_weights, crops, factors_between, grid_order, grid_shape, metric_rows,
+    same_layer,
 )
+from napari_volumenet.inference import RunOptions
 from napari_volumenet._pipeline import MIN_STEPS, ModelSpec, progress_tile, run_steps, run_sync
 from napari_volumenet._sample_data import make_phantom
 from napari_volumenet.models import create_model
@@ -65,22 +69,11 @@ def test_grid_order_and_shape():
     assert grid_shape(1, (900, 600), (100, 100)) == (1, 1)
 
 
-def test_region_and_slice_indices():
-    corners = np.array([[5.0, 1.2, 2.0], [5.0, 4.8, 7.0]])
-    assert region_slices(corners, [1, 2], (10, 10, 10)) == (slice(2, 5), slice(2, 8))
-    assert region_slices(np.array([[0, 1.2, 2.0], [0, 1.8, 7.0]]), [1, 2], (10, 10, 10)) is None
-    assert region_slices(np.array([[0, -3.0, 8.0], [0, 2.0, 30.0]]), [1, 2], (10, 10, 10)) == (
-        slice(0, 3), slice(8, 10))
-    assert hr_region((slice(2, 5), slice(1, 3)), (2, 3)) == (slice(4, 10), slice(3, 9))
-    assert slice_index((12.6, 0, 0), 0, (10, 10, 10)) == 9
-    assert slice_index((-1, 3.4, 0), 1, (10, 10, 10)) == 3
-
-
 def test_metric_rows_region_first_with_the_gain_over_tricubic(tiny_weights):
     hr = make_phantom((32, 32, 24))
     lr = degrade(hr, 2)
     specs = [ModelSpec("SR", tiny_weights), ModelSpec("random", None, "volumenet", {"depth": 1, "channels": 4})]
-    result = run_sync(run_steps(lr, specs, ground_truth=hr, device="cpu", precision="fp32", tile=0))
+    result = run_sync(run_steps(lr, specs, ground_truth=hr, options=RunOptions(device="cpu", precision="fp32", tile=0)))
     assert result.output("random").metrics is None and result.output("random").difference is None
     region = (slice(4, 12), slice(6, 20))
     rows = metric_rows(result, ["tricubic", "SR", "random"], (0, 10), region)

@@ -351,6 +351,13 @@ def test_region_is_visible_on_another_slice_and_its_rows_come_first(phantom, qtb
     needed = table.horizontalHeader().sizeHint().height() + sum(table.rowHeight(r) for r in range(len(rows)))
     assert table.rowCount() == len(rows) and table.height() >= needed
     assert table.verticalScrollBarPolicy() == Qt.ScrollBarAlwaysOff
+    # a transposed view shows the same region of the same slice: the same rows and crops
+    crops = [c.data for c in widget.crops.crops]
+    assert len(crops) == 4
+    viewer.dims.order = (0, 2, 1)
+    widget.refresh_live()
+    assert widget.metric_rows == rows
+    assert all(np.array_equal(a.data, b) for a, b in zip(widget.crops.crops, crops, strict=True))
 
 
 def test_progress_steps_and_cancel_latency_on_a_125x125x75_volume(make_napari_viewer, qtbot, tmp_path):

@@ -1,0 +1,130 @@
+"""Which network a scan needs, from its voxel sizes: thick-slice scans get through-plane super-resolution.
+
+Most clinical MRI is acquired in thick slices (0.4–1 mm in plane, 3–6 mm between slices). When one
+array axis is at least :data:`ANISOTROPY` times coarser than both others (and those two are within
+:data:`ANISOTROPY` of each other), it is the slice axis: the bundled through-plane weights (scale
+``(1, 1, f)``) for ``f`` = the voxel-size ratio rounded to the nearest integer run with that axis
+moved to their axis 2, so the output grid has about the in-plane spacing along it. Other scans keep
+the isotropic ×2 default. ``--weights`` / ``--scale`` override the choice (:func:`choose`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError, WeightsError
+from .ops.scale import Scale, as_scale
+from .weights import default_weights, list_bundled
+
+ANISOTROPY = 1.5
+"""An axis is a slice axis when its voxels are at least this many times longer than the others'."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How one scan is upscaled."""
+
+    weights: Path
+    network_scale: Scale
+    """The network's own factor per axis (``(1, 1, f)`` for a through-plane network)."""
+    slice_axis: int | None
+    """The array axis given to a through-plane network as its axis 2 (``None``: axes as they are)."""
+    reason: str
+    """One line for the CLI, the sidecar and the widget's badge."""
+
+    @property
+    def scale(self) -> Scale:
+        """Factor per array axis of the scan."""
+        if self.slice_axis is None:
+            return self.network_scale
+        scale = [1, 1, 1]
+        scale[self.slice_axis] = self.network_scale[2]
+        return tuple(scale)  # type: ignore[return-value]
+
+
+def _mm(zooms: Sequence[float]) -> str:
+    return "×".join(f"{abs(float(z)):g}" for z in zooms) + " mm"
+
+
+def slice_axis(zooms: Sequence[float]) -> int | None:
+    """The array axis of thick slices in voxel sizes ``zooms`` (mm), or ``None`` for near-isotropic voxels.
+
+    Raises :class:`InputError` when two axes are coarse (e.g. 1×4×4 mm): no through-plane network fits.
+    """
+    sizes = [abs(float(z)) for z in zooms[:3]]
+    if len(sizes) != 3 or min(sizes) <= 0:
+        return None
+    order = sorted(range(3), key=lambda a: sizes[a])
+    fine, middle, coarse = (sizes[a] for a in order)
+    if coarse >= ANISOTROPY * middle:
+        return order[2]
+    if middle >= ANISOTROPY * fine:
+        raise InputError(f"voxels of {_mm(sizes)} are coarse along two axes; the bundled networks are isotropic ×2 "
+                         "and through-plane along one slice axis: pass --scale 2 or --weights to choose one")
+    return None
+
+
+def slice_ratio(zooms: Sequence[float], axis: int) -> float:
+    """Slice spacing over the mean in-plane spacing."""
+    sizes = [abs(float(z)) for z in zooms[:3]]
+    plane = [sizes[a] for a in range(3) if a != axis]
+    return sizes[axis] / (sum(plane) / 2)
+
+
+def through_plane_factors(modality: str, model: str | None = None) -> list[int]:
+    """The factors ``f`` with default bundled through-plane weights (scale ``(1, 1, f)``) for ``modality``
+    (and the registry ``model`` when given)."""
+    return sorted({w.scale[2] for w in list_bundled() if w.default and w.modality == modality
+                   and w.scale[:2] == (1, 1) and w.scale[2] > 1 and (model is None or w.model == model)})
+
+
+def _named(scale: Scale) -> tuple[int | None, Scale]:
+    """``--scale``: ``(slice axis, network scale)``: one factor > 1 is through-plane, all equal is isotropic."""
+    if len(set(scale)) == 1:
+        return None, scale
+    thick = [a for a in range(3) if scale[a] > 1]
+    if len(thick) != 1:
+        raise InputError(f"--scale {','.join(map(str, scale))}: give one factor (isotropic) or one axis's factor "
+                         "with 1 on the others (through-plane, e.g. 1,1,4)")
+    return thick[0], (1, 1, scale[thick[0]])
+
+
+def choose(zooms: Sequence[float], *, modality: str = "mri", scale: int | Sequence[int] | None = None,
+           weights: Path | None = None, network_scale: Scale | None = None, model: str | None = None) -> Choice:
+    """The network for a scan of voxel sizes ``zooms`` (mm, array axes).
+
+    ``weights`` (with their ``network_scale``) or ``scale`` given: that choice (a through-plane network
+    then runs along the scan's slice axis, or its own axis 2 on near-isotropic voxels). Neither: the
+    bundled through-plane weights for the scan's slice axis and ratio, or the isotropic ×2 default
+    (of the registry ``model`` when given).
+    """
+    if weights is not None:
+        net = as_scale(network_scale or 2)
+        if net[:2] != (1, 1) or net[2] == 1:
+            return Choice(weights, net, None, f"weights {weights.name} (×{'×'.join(map(str, net))})")
+        try:
+            axis = slice_axis(zooms)
+        except InputError:  # coarse along two axes: the network's own slice axis
+            axis = None
+        axis = 2 if axis is None else axis
+        return Choice(weights, net, axis, f"weights {weights.name}: through-plane ×{net[2]} along array axis {axis}")
+    if scale is not None:
+        axis, net = _named(as_scale(scale))
+        where = "" if axis is None else f" along array axis {axis}"
+        return Choice(default_weights(modality, net, model=model), net, axis, f"--scale: ×{max(net)}{where}")
+    axis = slice_axis(zooms)
+    if axis is None:
+        return Choice(default_weights(modality, 2, model=model), (2, 2, 2), None,
+                      f"voxels {_mm(zooms)}: near-isotropic, isotropic ×2")
+    ratio = slice_ratio(zooms, axis)
+    factor = max(2, round(ratio))
+    available = through_plane_factors(modality, model)
+    if factor not in available:
+        offer = ", ".join(f"×{f}" for f in available) or "none"
+        raise WeightsError(f"voxels {_mm(zooms)}: slices along array axis {axis} are {ratio:.1f}× the in-plane "
+                           f"spacing, but there are no {modality.upper()} through-plane weights for ×{factor} "
+                           f"(bundled: {offer}); pass --scale or --weights")
+    return Choice(default_weights(modality, (1, 1, factor), model=model), (1, 1, factor), axis,
+                  f"voxels {_mm(zooms)}: thick slices along array axis {axis} ({ratio:.1f}×), through-plane ×{factor}")
