@@ -53,20 +53,12 @@ def volume_layer_data(data: np.ndarray, affine: np.ndarray, header: Any = None, 
     return view, kwargs, "image"
 
 
-def layer_name(path: str | Path) -> str:
-    name = Path(path).name
-    for ext in sorted(EXTENSIONS, key=len, reverse=True):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
-
-
 def read_layers(path: str | Path) -> list[LayerData]:
     """Read one volume file into LayerData; raises :class:`VolumeNetError` for a bad file."""
-    from .io import read_volume
+    from .io import read_volume, volume_stem
 
     volume = read_volume(path)
-    return [volume_layer_data(volume.data, volume.affine, volume.header, name=layer_name(path),
+    return [volume_layer_data(volume.data, volume.affine, volume.header, name=volume_stem(path),
                               role="volume", path=str(volume.path))]
 
 

@@ -16,9 +16,11 @@ import secrets
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import OutputError
 
@@ -52,6 +54,38 @@ def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path`` to the disk; where fsync is unsupported (some network file systems) the rename is still atomic."""
+    try:
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())
+    except OSError:
+        pass
+
+
+def publish(temp: Path, target: Path, overwrite: bool) -> None:
+    """Rename ``temp`` to ``target``; without ``overwrite`` never replace a file that appeared meanwhile."""
+    if overwrite:
+        os.replace(temp, target)
+        return
+    try:
+        os.link(temp, target)  # atomic "create if absent"
+    except FileExistsError:
+        raise OutputError(f"{target} exists; pass --overwrite to replace it") from None
+    except OSError:  # hard links unsupported here: check, then rename
+        if target.exists() or target.is_symlink():
+            raise OutputError(f"{target} exists; pass --overwrite to replace it") from None
+        os.replace(temp, target)
+    else:
+        os.unlink(temp)
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete ``path`` if it can be (best-effort cleanup after a failed write)."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 class Terminated(KeyboardInterrupt):
@@ -117,17 +151,26 @@ def write_failure(path: str | Path, error: BaseException) -> OutputError:
     return OutputError(f"could not write {path}: {reason}")
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with tuples as lists, paths as strings and non-finite floats as ``None`` (valid JSON);
-    anything else that JSON cannot hold becomes its ``str``."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
+def json_safe(value: Any, *, strict: bool = False) -> Any:
+    """``value`` in plain JSON types: mappings with string keys, sequences and sets as lists, numpy arrays and
+    scalars as lists and numbers, paths as strings and non-finite floats as ``None`` (valid JSON); anything
+    else that JSON cannot hold becomes its ``str``, or with ``strict`` is a ``TypeError``."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, strict=strict) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v, strict=strict) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist(), strict=strict)
+    if isinstance(value, np.generic):
+        return json_safe(value.item(), strict=strict)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if strict:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
     return str(value)
 
 

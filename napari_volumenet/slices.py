@@ -73,6 +73,14 @@ def slice_ratio(zooms: Sequence[float], axis: int) -> float:
     return sizes[axis] / (sum(plane) / 2)
 
 
+def bundled_name(weights: Path) -> str:
+    """The bundled name of a weights file, or its file name without the suffix."""
+    for bundled in list_bundled():
+        if bundled.path == weights:
+            return bundled.name
+    return weights.stem
+
+
 def through_plane_factors(modality: str, model: str | None = None) -> list[int]:
     """The factors ``f`` with default bundled through-plane weights (scale ``(1, 1, f)``) for ``modality``
     (and the registry ``model`` when given)."""

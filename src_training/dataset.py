@@ -43,8 +43,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from napari_volumenet.atomic import atomic_path
 from napari_volumenet.errors import InputError
-from napari_volumenet.io import find_volumes, read_volume, sha256_file
+from napari_volumenet.io import find_volumes, read_volume, sha256_file, volume_stem
 from napari_volumenet.ops.border import extended_window
 from napari_volumenet.ops.degrade import MIN_LR_SIZE, crop_to_multiple, degrade, thick_slices
 from napari_volumenet.ops.normalize import Normalization, fit_normalization
@@ -68,25 +69,17 @@ _IXI_SUBJECT = re.compile(r"(IXI\d+)")
 # ----------------------------------------------------------------------------- files
 
 
-def strip_nifti_suffix(name: str) -> str:
-    """``a.nii.gz`` → ``a``; ``a.nii`` → ``a``."""
-    for suffix in (".nii.gz", ".nii"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def subject_id(path: Path) -> str:
     """The subject a volume belongs to, so that a subject's scans never straddle the train/val split.
 
     BIDS ``sub-XXX`` (a folder or the file name), then an IXI number (``IXI012``), else the file
-    name without its NIfTI suffix.
+    name without its suffix (:func:`napari_volumenet.io.volume_stem`).
     """
     for part in reversed(path.parts):
         match = _BIDS_SUBJECT.match(part)
         if match:
             return match.group(1)
-    name = strip_nifti_suffix(path.name)
+    name = volume_stem(path)
     match = _IXI_SUBJECT.search(name)
     return match.group(1) if match else name
 
@@ -285,9 +278,8 @@ def load_pair(
             raise InputError(f"{path}: {str(error).rstrip('.')}.") from None
         if cache_file is not None:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(cache_file.name + f".{np.random.default_rng().integers(1 << 30)}.tmp.npy")
-            np.save(tmp, lr)
-            tmp.replace(cache_file)
+            with atomic_path(cache_file, suffix=".npy") as temp:
+                np.save(temp, lr)
     return VolumePair(path=path, group=group, subject=subject or subject_id(path), sha256=sha, hr=hr,
                       lr=np.ascontiguousarray(lr, dtype=np.float32),
                       normalization=_normalization(path, lr, modality), voxel_size=zooms)

@@ -106,7 +106,8 @@ def test_gzip_that_unpacks_to_less_than_declared_is_refused(tmp_path):
 
 def test_volume_larger_than_the_memory_left_is_refused_before_reading(tmp_path, monkeypatch):
     path = save(tmp_path / "big.nii", blob((64, 64, 64)))
-    monkeypatch.setattr(vio, "available_memory", lambda: 1 << 20)  # the read needs 64³ × (4 + 4 + 1) bytes
+    # the read needs 64³ × (4 + 4 + 1) bytes
+    monkeypatch.setattr("napari_volumenet.io.read.available_memory", lambda: 1 << 20)
     with pytest.raises(InputError, match=r"big\.nii needs about 2\.2 MiB of memory .* only 1\.0 MiB is available"):
         vio.read_volume(path)
 
@@ -129,7 +130,6 @@ def test_voxels_inside_the_header_are_refused(tmp_path, name):
 SIGNAL_WHILE_SAVING = textwrap.dedent("""
     import os, signal, sys
     import nibabel
-    from napari_volumenet import io
     from napari_volumenet.cli import main
 
     real_save = nibabel.save
@@ -139,7 +139,7 @@ SIGNAL_WHILE_SAVING = textwrap.dedent("""
         assert os.path.basename(filename).startswith(".")
         os.kill(os.getpid(), getattr(signal, sys.argv[1]))
 
-    io.nib.save = save_then_signal
+    nibabel.save = save_then_signal
     sys.exit(main(["degrade", sys.argv[2], "-o", sys.argv[3], "--quiet"]))
 """)
 

@@ -289,7 +289,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         Path(filename).write_bytes(b"\x1f\x8b partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(vio.nib, "save", partial_then_fail)
+    monkeypatch.setattr(nib, "save", partial_then_fail)
     with pytest.raises(OutputError, match="could not write .*out.nii.gz.*No space left"):
         write_volume(tmp_path / "out.nii.gz", make_data(), OBLIQUE, sidecar={"a": 1})
     assert listing(tmp_path) == []
@@ -298,7 +298,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         Path(filename).write_bytes(b"partial")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(vio.nib, "save", crash)
+    monkeypatch.setattr(nib, "save", crash)
     with pytest.raises(RuntimeError):
         write_volume(tmp_path / "out.nii", make_data(), OBLIQUE)
     assert listing(tmp_path) == []
@@ -307,11 +307,11 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         Path(filename).write_bytes(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vio.nib, "save", interrupted)
+    monkeypatch.setattr(nib, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_volume(tmp_path / "out.nii.gz", make_data(), OBLIQUE)
     assert listing(tmp_path) == []
-    monkeypatch.setattr(vio.nib, "save", real_save)
+    monkeypatch.setattr(nib, "save", real_save)
 
 
 def test_temp_file_is_hidden_in_the_same_folder(tmp_path, monkeypatch):
@@ -322,7 +322,7 @@ def test_temp_file_is_hidden_in_the_same_folder(tmp_path, monkeypatch):
         seen.append(Path(filename))
         real_save(image, filename)
 
-    monkeypatch.setattr(vio.nib, "save", spy)
+    monkeypatch.setattr(nib, "save", spy)
     out = write_volume(tmp_path / "scan_x2.nii.gz", make_data(), OBLIQUE)
     [temp] = seen
     assert temp.parent == tmp_path and temp.name.startswith(".") and temp.name.endswith(".nii.gz")
@@ -350,7 +350,7 @@ def test_file_appearing_during_the_write_is_not_replaced(tmp_path, monkeypatch):
         real_save(image, filename)
         target.write_bytes(b"someone else's")
 
-    monkeypatch.setattr(vio.nib, "save", other_process_writes_target)
+    monkeypatch.setattr(nib, "save", other_process_writes_target)
     with pytest.raises(OutputError, match="exists"):
         write_volume(target, make_data(), OBLIQUE)
     assert target.read_bytes() == b"someone else's"
@@ -392,7 +392,7 @@ def test_check_output_path(tmp_path):
 
 def test_check_output_path_unwritable_folder_via_access(tmp_path, monkeypatch):
     # works as root too: the folder permission check goes through os.access
-    monkeypatch.setattr(vio.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(OutputError, match="is not writable"):
         check_output_path(tmp_path / "o.nii.gz", True)
 

@@ -33,7 +33,9 @@ from .. import __version__
 from .._comparison import (
     Crop, LayerInfo, choose_layers, comparison_rows, crops, grid_order, grid_shape, metric_rows, same_layer,
 )
-from .._geometry import METADATA_KEY, LayerGeometry
+from .._geometry import METADATA_KEY, LayerGeometry, inverse_ornt
+from ..io import affine_zooms
+from ..slices import bundled_name, choose
 from ..inference import RunOptions
 from .._pipeline import MIN_STEPS, UNTRAINED, ModelSpec, Output, RunResult, Step, describe_plan, run_steps
 from .._view import LayerFrame, Region, last_rectangle, onto_slice, slice_index, sliced_axis, view_regions
@@ -52,6 +54,10 @@ NONE = "(none)"
 ANY_MODEL = "any (from the weights file)"
 CUSTOM = "Custom weights file…"
 AUTO_MODALITY = "auto (from the weights)"
+AUTO_WEIGHTS = "auto (from the voxel sizes)"
+ISOTROPIC = "×2 isotropic (the paper's)"
+THICK = "thick slices ×{}"
+THICK_FACTORS = (2, 3, 4)
 REGION_LAYER = "SR region"
 DIFF_COLORMAP = "magma"
 PLUGIN = "napari-volumenet"
@@ -105,6 +111,8 @@ class RunContext:
     gt_name: str | None
     comparison: bool
     window: tuple[float, float]
+    choice: str | None = None
+    """Why these weights (the voxel-size rule, :mod:`napari_volumenet.slices`), shown with the result."""
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -233,6 +241,21 @@ class SuperResolutionWidget(QWidget):
         modes.addWidget(self.mode_simulate)
         modes.addStretch(1)
         form.addRow("Mode", modes)
+        self.degrade_combo = QComboBox()
+        self.degrade_combo.addItems([ISOTROPIC, *(THICK.format(f) for f in THICK_FACTORS)])
+        self.degrade_combo.setToolTip("Simulate: the paper's ×2 degradation, or thick slices (each the mean of f "
+                                      "HR slices) along one axis, undone by the through-plane networks")
+        self.slice_axis_combo = QComboBox()
+        self.slice_axis_combo.addItems([f"axis {a}" for a in range(3)])
+        self.slice_axis_combo.setToolTip("The napari axis made of thick slices (axis 0 is the slider of the "
+                                         "default 2D view)")
+        simulate_row = QHBoxLayout()
+        simulate_row.addWidget(self.degrade_combo, 1)
+        simulate_row.addWidget(self.slice_axis_combo)
+        form.addRow("Simulate", simulate_row)
+        self.degrade_combo.currentTextChanged.connect(self._simulate_choice_changed)
+        self.mode_simulate.toggled.connect(self._simulate_choice_changed)
+        self._simulate_choice_changed()
         self.gt_combo = self._combo("Optional HR volume to compare with (s × the input's shape)")
         self.gt_combo.currentIndexChanged.connect(partial(self._user_chose, "truth"))
         form.addRow("Ground truth", self.gt_combo)
@@ -397,6 +420,10 @@ class SuperResolutionWidget(QWidget):
         current = self.weights_combo.currentText()
         self.weights_combo.blockSignals(True)
         self.weights_combo.clear()
+        self.weights_combo.addItem(AUTO_WEIGHTS, AUTO_WEIGHTS)
+        self.weights_combo.setItemData(0, "The bundled default weights for the scan: through-plane weights when "
+                                          "one axis is ≥ 1.5× coarser than the others, else isotropic ×2",
+                                       Qt.ToolTipRole)
         for w in list_bundled():
             if model in (ANY_MODEL, w.model):
                 self.weights_combo.addItem(w.name, w.name)
@@ -422,19 +449,44 @@ class SuperResolutionWidget(QWidget):
         self.weights_combo.setCurrentIndex(self.weights_combo.findText(CUSTOM))
         self.weights_edit.setText(str(path))
 
-    def _single_specs(self) -> list[ModelSpec]:
+    def _simulate_choice_changed(self, *_: Any) -> None:
+        simulate = self.mode_simulate.isChecked()
+        self.degrade_combo.setEnabled(simulate)
+        self.slice_axis_combo.setEnabled(simulate and self.degrade_combo.currentIndex() > 0)
+
+    def _thick_slices(self, geometry: LayerGeometry) -> tuple[int, int] | None:
+        """Simulate mode's ``(stored axis, factor)`` of thick slices, or ``None`` for the isotropic ×2."""
+        if not self.mode_simulate.isChecked() or self.degrade_combo.currentIndex() == 0:
+            return None
+        view_axis = self.slice_axis_combo.currentIndex()
+        stored_axis = int(inverse_ornt(geometry.ornt)[view_axis][0])
+        return stored_axis, THICK_FACTORS[self.degrade_combo.currentIndex() - 1]
+
+    def _single_specs(self, geometry: LayerGeometry, thick: tuple[int, int] | None
+                      ) -> tuple[list[ModelSpec], int | None, str | None]:
+        """The Model tab's network, the stored slice axis for through-plane weights, and why (auto weights)."""
         model = self.model_combo.currentText()
         model = None if model == ANY_MODEL else model
         name = self.weights_combo.currentData()
+        modality = self.modality_combo.currentText()
+        modality = "mri" if modality == AUTO_MODALITY else modality
+        if name == AUTO_WEIGHTS:
+            scale = None if thick is None else (1, 1, thick[1])
+            if self.mode_simulate.isChecked() and thick is None:
+                scale = 2
+            choice = choose(affine_zooms(geometry.affine), modality=modality, scale=scale, model=model)
+            label = f"SR {bundled_name(choice.weights)}"
+            return [ModelSpec(label, choice.weights, model)], choice.slice_axis if thick is None else None, choice.reason
         if name is not None:
             bundled = {w.name: w for w in list_bundled()}[name]
-            return [ModelSpec(f"SR {bundled.name}", bundled.path, model)]
-        text = self.weights_edit.text().strip()
-        if not text:
-            raise InputError("Weights: choose a weights file (File ▸ …); there are no bundled weights for this "
-                             "model yet.")
-        path = Path(text).expanduser()
-        return [ModelSpec(f"SR {path.stem}", path, model)]
+            path, label = bundled.path, f"SR {bundled.name}"
+        else:
+            text = self.weights_edit.text().strip()
+            if not text:
+                raise InputError("Weights: choose a weights file (File ▸ …) or the automatic choice.")
+            path = Path(text).expanduser()
+            label = f"SR {path.stem}"
+        return [ModelSpec(label, path, model)], None, None
 
     def _image_layers(self) -> list[Image]:
         return [lyr for lyr in self.viewer.layers
@@ -574,9 +626,16 @@ class SuperResolutionWidget(QWidget):
         gt_layer = None if mode == "simulate" else self._layer(self.gt_combo.currentText())
         if same_layer(gt_layer, source):
             raise InputError("Ground truth: choose another layer than the input (or use Simulate mode).")
-        specs = self.model_list.specs() if comparison else self._single_specs()
-        if comparison and not specs:
-            raise InputError("Compare blocks: check at least one network.")
+        thick = self._thick_slices(geometry)
+        slice_axis, reason = None, None
+        if comparison:
+            specs = self.model_list.specs()
+            if not specs:
+                raise InputError("Compare blocks: check at least one network.")
+            if thick is not None:
+                raise InputError("Compare blocks: the block networks are ×2 isotropic; choose Simulate ×2 isotropic.")
+        else:
+            specs, slice_axis, reason = self._single_specs(geometry, thick)
         modality = self.modality_combo.currentText()
         tile = self.tile_spin.value()
         scale = None
@@ -589,11 +648,11 @@ class SuperResolutionWidget(QWidget):
             options=RunOptions(device=self.device_combo.currentText(), precision=self.precision_combo.currentText(),
                                tile=None if tile < 0 else tile),
             tricubic=comparison or self.tricubic_check.isChecked(),
-            min_steps=MIN_STEPS,
+            min_steps=MIN_STEPS, thick_slices=thick, slice_axis=slice_axis,
         )
         window = tuple(float(v) for v in (gt_layer or source).contrast_limits)
         context = RunContext(source.name, geometry, mode, None if gt_layer is None else gt_layer.name,
-                             comparison, window)  # type: ignore[arg-type]
+                             comparison, window, reason)  # type: ignore[arg-type]
         return steps, context
 
     def cancel(self) -> None:
@@ -643,7 +702,11 @@ class SuperResolutionWidget(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         plan = describe_plan(value.outputs[-1].plan)
-        self.status.setText(f"Done in {total:.1f} s (networks {upscale:.1f} s) on {plan}.")
+        why = f" Weights: {context.choice}." if context.choice else ""
+        self.status.setText(f"Done in {total:.1f} s (networks {upscale:.1f} s) on {plan}.{why}")
+        self.badge.setToolTip(f"Device · precision · number of tiles actually used{'; ' + context.choice if context.choice else ''}")
+        if context.choice:
+            self.badge.setText(f"{plan} · ×{'×'.join(map(str, value.scale))}")
 
     def _on_aborted(self) -> None:
         self.status.setText("Cancelled; nothing was added.")
@@ -747,6 +810,7 @@ class SuperResolutionWidget(QWidget):
             "weights_sha256": sha,
             "untrained": out.untrained,
             "scale": scale,
+            "choice": context.choice,
             "modality": result.modality,
             "normalization": out.normalization,
             "plan": out.plan.to_dict(),

@@ -23,22 +23,13 @@ from collections.abc import Callable
 
 from torch import nn
 
+from .._registry import Registry
 from ..errors import ModelError
 
 BlockBuilder = Callable[[int, int, int], list[nn.Module]]
-_BLOCKS: dict[str, BlockBuilder] = {}
+_BLOCKS: Registry[BlockBuilder] = Registry("block")
 
 _AXIS_KERNELS = ((3, 1, 1), (1, 3, 1), (1, 1, 3))
-
-
-def _register(name: str) -> Callable[[BlockBuilder], BlockBuilder]:
-    def decorator(builder: BlockBuilder) -> BlockBuilder:
-        if name in _BLOCKS:
-            raise ValueError(f"block {name!r} is already registered")
-        _BLOCKS[name] = builder
-        return builder
-
-    return decorator
 
 
 def _conv(
@@ -50,38 +41,38 @@ def _conv(
     return nn.Conv3d(in_channels, out_channels, kernel, padding=padding, groups=groups)
 
 
-@_register("conv")
+@_BLOCKS.register("conv")
 def _standard(s: int, t: int, r: int) -> list[nn.Module]:
     return [_conv(s, t, 3)]
 
 
-@_register("xception")
+@_BLOCKS.register("xception")
 def _xception(s: int, t: int, r: int) -> list[nn.Module]:
     return [_conv(s, t, 1), _conv(t, t, 3, groups=t)]
 
 
-@_register("mobilenetv2")
+@_BLOCKS.register("mobilenetv2")
 def _mobilenetv2(s: int, t: int, r: int) -> list[nn.Module]:
     e = 2 * s
     return [_conv(s, e, 1), _conv(e, e, 3, groups=e), _conv(e, t, 1)]
 
 
-@_register("cpd")
+@_BLOCKS.register("cpd")
 def _cpd(s: int, t: int, r: int) -> list[nn.Module]:
     return [_conv(s, r, 1), *(_conv(r, r, k, groups=r) for k in _AXIS_KERNELS), _conv(r, t, 1)]
 
 
-@_register("lwv1")
+@_BLOCKS.register("lwv1")
 def _lwv1(s: int, t: int, r: int) -> list[nn.Module]:
     return [_conv(s, r, _AXIS_KERNELS[0]), _conv(r, r, _AXIS_KERNELS[1], groups=r), _conv(r, t, _AXIS_KERNELS[2])]
 
 
-@_register("lwv2")
+@_BLOCKS.register("lwv2")
 def _lwv2(s: int, t: int, r: int) -> list[nn.Module]:
     return [_conv(s, r, _AXIS_KERNELS[0]), _conv(r, r, _AXIS_KERNELS[1]), _conv(r, t, _AXIS_KERNELS[2])]
 
 
-@_register("queue")
+@_BLOCKS.register("queue")
 def _queue(s: int, t: int, r: int) -> list[nn.Module]:
     return [_conv(s, r, 1), *(_conv(r, r, k) for k in _AXIS_KERNELS), _conv(r, t, 1)]
 
@@ -100,7 +91,7 @@ def init_conv(conv: nn.Conv3d, relu: bool) -> None:
 
 def list_blocks() -> list[str]:
     """Names of the registered blocks, in the paper's order."""
-    return list(_BLOCKS)
+    return _BLOCKS.names()
 
 
 def conv_radius(layers: nn.Module) -> int:
@@ -122,12 +113,11 @@ class Block(nn.Sequential):
     def __init__(
         self, kind: str, in_channels: int, out_channels: int, ratio: float = 0.5, activation: bool = True
     ) -> None:
-        if kind not in _BLOCKS:
-            raise ModelError(f"unknown block {kind!r}; choose one of {', '.join(_BLOCKS)}")
+        build = _BLOCKS.get(kind)
         if not 0 < ratio <= 1:
             raise ModelError(f"ratio must be in (0, 1], got {ratio}")
         reduced = max(1, round(ratio * out_channels))
-        layers = _BLOCKS[kind](in_channels, out_channels, reduced)
+        layers = build(in_channels, out_channels, reduced)
         for position, conv in enumerate(layers, start=1):
             init_conv(conv, relu=activation and position == len(layers))
         super().__init__(*layers, *([nn.ReLU(inplace=True)] if activation else []))

@@ -7,38 +7,31 @@ from typing import Any
 
 from torch import nn
 
+from .._registry import Registry
 from ..errors import ModelError
 from .base import SuperResolutionNet
 from .baselines import DCSRN, MDCSRN, SRCNN3D, Tricubic
 from .parallelnet import ParallelNet
 
 Builder = Callable[..., SuperResolutionNet]
-_MODELS: dict[str, Builder] = {}
+_MODELS: Registry[Builder] = Registry("model")
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
     """Decorator adding a builder under ``name``; a name can be registered once."""
-
-    def decorator(builder: Builder) -> Builder:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is already registered")
-        _MODELS[name] = builder
-        return builder
-
-    return decorator
+    return _MODELS.register(name)
 
 
 def list_models() -> list[str]:
     """Registered model names."""
-    return list(_MODELS)
+    return _MODELS.names()
 
 
 def create_model(name: str, **kwargs: Any) -> SuperResolutionNet:
     """Build the network ``name`` with ``kwargs`` (``depth``, ``channels``, ``block``, ``scale``, ...)."""
-    if name not in _MODELS:
-        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(_MODELS)}")
+    builder = _MODELS.get(name)
     try:
-        return _MODELS[name](**kwargs)
+        return builder(**kwargs)
     except TypeError as error:
         raise ModelError(f"invalid arguments for model {name!r}: {error}") from None
 

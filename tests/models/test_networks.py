@@ -321,7 +321,7 @@ def test_register_new_name():
         assert name in list_models()
         assert create_model(name, scale=3).scale == (3, 3, 3)
     finally:
-        registry._MODELS.pop(name, None)
+        registry._MODELS.unregister(name)
     assert name not in list_models()
 
 

@@ -264,12 +264,87 @@ def test_bundled_weights_are_listed(make_napari_viewer, monkeypatch, tiny_weight
     monkeypatch.setattr(widget_module, "list_bundled", lambda: [bundled])
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    assert widget.weights_combo.currentText().startswith("volumenet-mri-x2")
+    assert widget.weights_combo.currentText() == widget_module.AUTO_WEIGHTS
+    assert widget.weights_combo.itemText(1).startswith("volumenet-mri-x2")
     assert not widget.weights_edit.isEnabled()  # the custom file is only for "Custom weights file…"
-    [spec] = widget._single_specs()
+    widget.weights_combo.setCurrentIndex(1)
+    geometry = LayerGeometry.from_affine(np.eye(4))
+    [spec], slice_axis, reason = widget._single_specs(geometry, None)
     assert spec.weights == tiny_weights and spec.label == "SR volumenet-mri-x2"
-    widget.model_combo.setCurrentText("srcnn3d")  # filtered by model: only the custom entry is left
-    assert widget.weights_combo.count() == 1 and widget.weights_edit.isEnabled()
+    assert slice_axis is None and reason is None
+    widget.model_combo.setCurrentText("srcnn3d")  # filtered by model: only the automatic and custom entries
+    assert widget.weights_combo.count() == 2
+    widget.weights_combo.setCurrentIndex(1)
+    assert widget.weights_edit.isEnabled()
+
+
+@pytest.fixture
+def through_plane(monkeypatch, tiny_weights, tmp_path):
+    """Bundled ×2 isotropic (tiny) and ×4 through-plane (tiny, random) MRI weights."""
+    from napari_volumenet import slices as slices_module
+    from napari_volumenet import weights as weights_module
+    from napari_volumenet._qt import widget as widget_module
+    from napari_volumenet.weights import BundledWeights
+
+    torch.manual_seed(0)
+    thick = save_weights(tmp_path / "t4.pt", create_model("volumenet", depth=2, channels=4, scale=(1, 1, 4)),
+                         modality="mri")
+
+    class Bundled(BundledWeights):
+        @property
+        def path(self):
+            return thick if self.scale == (1, 1, 4) else tiny_weights
+
+    bundled = [Bundled("iso-x2", "w.pt", "volumenet", "mri", (2, 2, 2), "tiny", True),
+               Bundled("slices-x4", "t4.pt", "volumenet", "mri", (1, 1, 4), "tiny through-plane", True)]
+    for module in (widget_module, slices_module, weights_module):
+        monkeypatch.setattr(module, "list_bundled", lambda: bundled)
+    return thick
+
+
+def test_auto_weights_follow_the_voxel_sizes(make_napari_viewer, qtbot, through_plane):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    from napari_volumenet._geometry import view_factors, view_shape
+
+    rng = np.random.default_rng(0)
+    affine = np.diag([1.0, 4.0, 1.0, 1.0])  # thick along stored axis 1
+    geometry = LayerGeometry.from_affine(affine)
+    [spec], slice_axis, reason = widget._single_specs(geometry, None)
+    assert spec.weights == through_plane and slice_axis == 1 and "through-plane ×4" in reason
+    image = viewer.add_image(rng.random(view_shape((16, 6, 12), geometry.ornt)).astype(np.float32) * 100 + 10,
+                             name="thick", **geometry.layer_kwargs((16, 6, 12)))
+    widget.input_combo.setCurrentText(image.name)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    assert "through-plane ×4" in widget.status.text()
+    sr = viewer.layers["SR slices-x4"]
+    assert geometry.stored(np.asarray(sr.data)).shape == (16, 24, 12)
+    expected_scale, expected_translate = napari_scale_translate(image.scale, image.translate,
+                                                                view_factors((1, 4, 1), geometry.ornt))
+    np.testing.assert_allclose(sr.scale, expected_scale)
+    np.testing.assert_allclose(sr.translate, expected_translate, atol=1e-9)
+
+
+def test_simulate_thick_slices(phantom, qtbot, through_plane):
+    from napari_volumenet.ops.degrade import thick_slices
+
+    viewer, widget, hr, lr = phantom
+    widget.input_combo.setCurrentText(hr.name)
+    widget.mode_simulate.setChecked(True)
+    widget.degrade_combo.setCurrentIndex(3)  # thick slices ×4
+    widget.slice_axis_combo.setCurrentIndex(0)
+    assert widget.slice_axis_combo.isEnabled()
+    _click_and_wait(qtbot, widget, widget.run_button)
+    simulated = next(layer for layer in viewer.layers if layer.name.startswith("LR ") and "simulated" in layer.name)
+    geometry = LayerGeometry.from_layer(hr.metadata, hr.scale, hr.translate, hr.ndim)
+    stored_axis = int(np.flatnonzero(np.asarray(geometry.ornt)[:, 0] == 0)[0])
+    hr_stored = geometry.stored(np.asarray(hr.data))
+    expected = thick_slices(hr_stored[tuple(slice(0, n - n % 4) if a == stored_axis else slice(None)
+                                            for a, n in enumerate(hr_stored.shape))], stored_axis, 4)
+    np.testing.assert_allclose(geometry.stored(np.asarray(simulated.data)), expected, rtol=1e-5, atol=1e-4)
+    assert "SR slices-x4" in [layer.name for layer in viewer.layers]
+    volume = {r["output"]: r for r in widget.metric_rows if r["scope"] == "volume"}
+    assert set(volume) >= {"tricubic", "SR slices-x4"}
 
 
 def test_widget_first_then_sample_picks_lr_as_input(make_napari_viewer, qtbot):

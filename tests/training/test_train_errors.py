@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import src_training.train as train_module
+import src_training.run_folder as run_folder_module
 from src_training.train import main
 
 TINY = ["--model", "volumenet", "--depth", "2", "--channels", "4", "--patch", "8", "--batch", "2",
@@ -65,7 +65,8 @@ def test_an_output_folder_that_cannot_be_created(data_dir, tmp_path, capsys):
 
 
 def test_an_output_folder_without_write_permission(data_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(train_module.os, "access", lambda path, mode: False)  # as for a non-root user on a 0555 folder
+    # as for a non-root user on a 0555 folder
+    monkeypatch.setattr(run_folder_module.os, "access", lambda path, mode: False)
     assert train(data_dir, tmp_path / "run", "--max-steps", "3") == 2
     assert "permission denied on" in one_line(capsys)
     assert not (tmp_path / "run").exists()
