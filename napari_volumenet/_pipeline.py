@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -292,17 +291,9 @@ def run_steps(
     yield Step("load", "models", 0, count, 0, count)
     models, network_scale, modality = load_methods(specs, modality=modality, scale=scale, seed=seed)
     s = _volume_scale(network_scale, slice_axis)
-    gt_view, gt_cropped = None, False
     if mode == "simulate":
         yield Step("degrade", "LR simulation", 0, 1, 0, count)
-        degradation = Degradation(s) if slice_axis is None else Degradation.thick(slice_axis, s[slice_axis])
-        hr_stored, lr_stored = degradation.apply(stored)
-        gt_cropped, gt_view = hr_stored.shape != stored.shape, to_view(hr_stored, ornt)
-    else:
-        lr_stored = np.ascontiguousarray(stored, dtype=np.float32)
-        if ground_truth is not None:
-            gt_view, gt_cropped = _match_ground_truth(np.asarray(ground_truth), to_view(lr_stored, ornt).shape,
-                                                      view_factors(s, ornt), ornt, s)
+    lr_stored, gt_view, gt_cropped = _lr_and_truth(stored, mode, ground_truth, ornt, s, slice_axis)
     axes = None if slice_axis is None else through_plane_axes(slice_axis)
     outputs = yield from _run_all(lr_stored, models, s, axes, modality=modality, ornt=ornt, options=options,
                                   tricubic=tricubic, min_steps=min_steps)
@@ -313,6 +304,22 @@ def run_steps(
     if gt_view is not None:
         yield from _compare(result, count)
     return result
+
+
+def _lr_and_truth(stored: np.ndarray, mode: str, ground_truth: np.ndarray | None, ornt: np.ndarray,
+                  scale: tuple[int, int, int], slice_axis: int | None) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """``(LR stored, ground truth in view order or None, whether the ground truth was cropped)``: in
+    ``simulate`` mode the input degraded (thick slices along ``slice_axis`` when given), else the input."""
+    if mode == "simulate":
+        degradation = Degradation(scale) if slice_axis is None else Degradation.thick(slice_axis, scale[slice_axis])
+        hr_stored, lr_stored = degradation.apply(stored)
+        return lr_stored, to_view(hr_stored, ornt), hr_stored.shape != stored.shape
+    lr_stored = np.ascontiguousarray(stored, dtype=np.float32)
+    if ground_truth is None:
+        return lr_stored, None, False
+    gt_view, cropped = _match_ground_truth(np.asarray(ground_truth), to_view(lr_stored, ornt).shape,
+                                           view_factors(scale, ornt), ornt, scale)
+    return lr_stored, gt_view, cropped
 
 
 def _run_all(lr: np.ndarray, models: Sequence[Loaded], scale: tuple[int, int, int],

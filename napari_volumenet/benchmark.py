@@ -33,7 +33,7 @@ import numpy as np
 import psutil
 import torch
 
-from .inference import make_plan, upscale
+from .inference import RunOptions, upscale
 from .models import count_parameters, create_model
 from .roofline import layer_costs, measure_bandwidth, roofline
 
@@ -88,13 +88,10 @@ def benchmark_model(
     name: str,
     size: Sequence[int] = DEFAULT_SIZE,
     *,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | Sequence[int] | None = None,
+    options: RunOptions = RunOptions(),
     repeats: int = 3,
     seed: int = 0,
     model_kwargs: dict[str, Any] | None = None,
-    engine: str = "fast",
     bandwidth: float | None = None,
 ) -> dict[str, Any]:
     """Time one registry model (random weights) on a random LR volume of ``size``; see the module docstring.
@@ -106,7 +103,7 @@ def benchmark_model(
     torch.manual_seed(seed)
     model = create_model(name, **(model_kwargs or {})).eval()
     lr = np.random.default_rng(seed).random(tuple(int(n) for n in size), dtype=np.float32)
-    plan = make_plan(lr.shape, model, tile=tile, device=device, precision=precision, engine=engine)
+    plan = options.plan(lr.shape, model)
     is_cuda = plan.device.startswith("cuda")
     times: list[float] = []
     if is_cuda:
@@ -157,20 +154,16 @@ def run_benchmark(
     models: Sequence[str] = ("volumenet",),
     size: Sequence[int] = DEFAULT_SIZE,
     *,
-    device: str = "auto",
-    precision: str = "auto",
-    tile: int | Sequence[int] | None = None,
+    options: RunOptions = RunOptions(),
     repeats: int = 3,
     seed: int = 0,
     on_result: Callable[[dict[str, Any]], None] | None = None,
-    engine: str = "fast",
     bandwidth: float | None = None,
 ) -> dict[str, Any]:
     """Benchmark every model of ``models``; ``on_result(result)`` is called after each one."""
     results = []
     for name in models:
-        result = benchmark_model(name, size, device=device, precision=precision, tile=tile,
-                                 repeats=repeats, seed=seed, engine=engine, bandwidth=bandwidth)
+        result = benchmark_model(name, size, options=options, repeats=repeats, seed=seed, bandwidth=bandwidth)
         results.append(result)
         if on_result is not None:
             on_result(result)

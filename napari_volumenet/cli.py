@@ -339,8 +339,8 @@ def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, choice: Any, ca
                  bars: TileBars) -> None:
     """Upscale one volume file by the evaluation protocol and write it with its sidecar (see :func:`cmd_upscale`)."""
     from .errors import ModalityWarning
-    from .evaluation import run, upscale_with
-    from .inference import through_plane_axes
+    from .evaluation import upscale_with
+    from .inference import drive, through_plane_axes
     from .io import provenance_description, read_volume, sr_affine, write_volume
     from .ops.normalize import modality_mismatch
 
@@ -351,7 +351,7 @@ def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, choice: Any, ca
     if mismatch is not None:
         warnings.warn(f"{src}: {mismatch}", ModalityWarning, stacklevel=2)
     axes = None if choice.slice_axis is None else through_plane_axes(choice.slice_axis)
-    done = run(upscale_with(volume.data, model, modality=modality, options=run_options(args), axes=axes,
+    done = drive(upscale_with(volume.data, model, modality=modality, options=run_options(args), axes=axes,
                             pad_value=args.pad_value), lambda d, t, _n=src.name: bars(_n, d, t))
     bars.close()
     sidecar = _upscale_sidecar(src, dst, volume.data.shape, done, choice, model, meta, sha)
@@ -579,8 +579,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"benchmarking {', '.join(args.models)} on a random {shape_text(args.size)} LR volume "
               "(random weights: speed only)...", file=sys.stderr, flush=True)
-    report = run_benchmark(args.models, args.size, device=args.device, precision=args.precision,
-                           tile=args.tile, repeats=args.repeats, engine=args.engine, bandwidth=args.bandwidth)
+    report = run_benchmark(args.models, args.size, options=run_options(args), repeats=args.repeats,
+                           bandwidth=args.bandwidth)
     print(format_results(report))
     if json_path is not None:
         write_json_atomic(json_path, {**report, "version": __version__})

@@ -33,7 +33,7 @@ import torch
 
 from .atomic import json_safe
 from .errors import InputError, ModelError, WeightsError
-from .inference import Plan, RunOptions, through_plane_axes, upscale_steps
+from .inference import Plan, RunOptions, drive, through_plane_axes, upscale_steps
 from .io import find_volumes, read_volume
 from .models import SuperResolutionNet, count_parameters, create_model, list_models
 from .ops.degrade import crop_to_multiple, degrade, thick_slices
@@ -298,17 +298,6 @@ def network_axes(network: SuperResolutionNet, degradation: Degradation) -> tuple
     raise WeightsError(f"a network of scale {tuple(network.scale)} does not undo {degradation.describe()}")
 
 
-def run(fn: Generator[tuple[int, int], None, Any], progress: Callable[[int, int], None] | None = None) -> Any:
-    """Drive an :func:`upscale_with` generator to its end, reporting each step."""
-    while True:
-        try:
-            done, total = next(fn)
-        except StopIteration as finished:
-            return finished.value
-        if progress is not None:
-            progress(done, total)
-
-
 def resolve_methods(specs: Iterable[str], *, degradation: Degradation, modality: str) -> list[Loaded]:
     """Tricubic first, then each distinct spec, all loaded and checked before any work starts.
 
@@ -363,7 +352,7 @@ def evaluate(
         for item in methods:
             label = f"{path.name} · {item.label}"
             report = None if progress is None else (lambda done, total, _l=label: progress(_l, done, total))
-            result = run(upscale_with(lr, item.network, modality=modality, options=options,
+            result = drive(upscale_with(lr, item.network, modality=modality, options=options,
                                       axes=network_axes(item.network, degradation)), report)
             metrics = score(hr, result.data, degradation.scale)
             rows.append({

@@ -24,6 +24,7 @@ import math
 import warnings
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -395,6 +396,16 @@ def upscale(
     """
     steps = upscale_steps(volume, model, normalization=normalization, plan=plan, pad_value=pad_value, axes=axes,
                           **plan_options)
+    return drive(steps, progress, cancel)
+
+
+def drive(steps: Generator[tuple[int, int], None, Any], progress: Progress | None = None,
+          cancel: Callable[[], bool] | None = None) -> Any:
+    """Run a generator that yields ``(done, total)`` tiles to its end and return its value.
+
+    ``progress(done, total)`` after each step; ``cancel()`` true at a step boundary closes it and raises
+    :class:`~napari_volumenet.errors.Cancelled`.
+    """
     while True:
         try:
             done, total = next(steps)

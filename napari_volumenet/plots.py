@@ -4,9 +4,11 @@ backend switch). matplotlib is optional: each function returns ``None`` when it 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .atomic import atomic_path
 
@@ -44,4 +46,33 @@ def plot_psnr_vs_params(summary: Iterable[Mapping[str, Any]], path: str | Path, 
     path = Path(path)
     with atomic_path(path, suffix=".png") as temp:
         figure.savefig(temp, format="png", dpi=110)
+    return path
+
+
+def plot_slices(panels: Sequence[tuple[str, np.ndarray]], path: str | Path, *, value_range: tuple[float, float],
+                title: str | None = None, aspect: float = 1.0) -> Path | None:
+    """A row of grey-scale 2D images ``(title, (rows, columns) array)``, one shared ``value_range``.
+
+    ``aspect``: height of a row over the width of a column (mm), so physical shapes are kept. Writes a PNG
+    atomically; ``None`` without matplotlib.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    figure = Figure(figsize=(2.6 * len(panels), 3.2))
+    FigureCanvasAgg(figure)
+    for i, (name, image) in enumerate(panels):
+        axis = figure.add_subplot(1, len(panels), i + 1)
+        axis.imshow(image, cmap="gray", vmin=value_range[0], vmax=value_range[1], aspect=aspect,
+                    interpolation="nearest", origin="lower")
+        axis.set_title(name, fontsize=8)
+        axis.set_axis_off()
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as temp:
+        figure.savefig(temp, format="png", dpi=120)
     return path

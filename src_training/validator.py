@@ -36,13 +36,13 @@ class Validator:
 
     def _run(self, network: nn.Module, device: str, normalize: bool) -> dict[str, float]:
         """The evaluation protocol of :mod:`napari_volumenet.evaluation` on every pair (LR already simulated)."""
-        from napari_volumenet.evaluation import run, score, upscale_with
-        from napari_volumenet.inference import RunOptions
+        from napari_volumenet.evaluation import score, upscale_with
+        from napari_volumenet.inference import RunOptions, drive
 
         options = RunOptions(device=device, precision="fp32", tile=self.tile)
         rows = []
         for pair in self.pairs:
-            done = run(upscale_with(pair.lr, network, modality=pair.normalization.modality, options=options,
+            done = drive(upscale_with(pair.lr, network, modality=pair.normalization.modality, options=options,
                                     normalization=pair.normalization if normalize else None))
             rows.append(score(pair.hr, done.data, [h // n for h, n in zip(pair.hr.shape, pair.lr.shape)]))
         return _means(rows)

@@ -262,8 +262,8 @@ def test_cuda_half_precision_stays_close_to_fp32(volume, precision):
 
 @needs_cuda
 def test_cuda_benchmark_reports_its_memory_and_roofline():
-    result = benchmark_model("volumenet", (16, 16, 16), device="cuda", precision="fp16", repeats=1,
-                             bandwidth=3e12)
+    result = benchmark_model("volumenet", (16, 16, 16), options=inference.RunOptions(device="cuda", precision="fp16"),
+                             repeats=1, bandwidth=3e12)
     assert result["memory_kind"] == "cuda max_memory_allocated" and result["peak_memory_bytes"] > 0
     assert result["plan"]["precision"] == "fp16" and 0 < result["roofline"]["fraction"] < 1
 

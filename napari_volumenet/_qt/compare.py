@@ -28,7 +28,9 @@ NO_WEIGHTS = "no weights: speed only when checked"
 
 
 @dataclass(frozen=True)
-class Candidate:
+class BlockRow:
+    """One row of the Compare tab's checklist (turned into an evaluation Method when checked)."""
+
     name: str
     model: str
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -41,15 +43,15 @@ def _block_of(entry: Any) -> str:
     return str(kwargs.get("block", "conv"))
 
 
-def default_candidates() -> list[Candidate]:
+def default_candidates() -> list[BlockRow]:
     """VolumeNet with each of the paper's seven blocks (checked where bundled weights exist), then the baselines."""
     trained = comparison_weights(list_bundled(), _block_of)
-    rows = [Candidate(f"VolumeNet · {block}", "volumenet", {"block": block}, checked=block in trained,
+    rows = [BlockRow(f"VolumeNet · {block}", "volumenet", {"block": block}, checked=block in trained,
                       weights=trained[block].path if block in trained else None) for block in list_blocks()]
     rows += [
-        Candidate("3D SRCNN", "srcnn3d", {}, checked=False),
-        Candidate("DCSRN", "dcsrn", {}, checked=False),
-        Candidate("mDCSRN", "mdcsrn", {}, checked=False),
+        BlockRow("3D SRCNN", "srcnn3d", {}, checked=False),
+        BlockRow("DCSRN", "dcsrn", {}, checked=False),
+        BlockRow("mDCSRN", "mdcsrn", {}, checked=False),
     ]
     return rows
 
