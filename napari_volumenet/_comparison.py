@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ._pipeline import TRICUBIC_LABEL, RunResult, slice_metrics
+from ._pipeline import TRICUBIC_LABEL, RunResult
+from .ops.metrics import compute_metrics
 from ._view import Region, region_size
 
 MADE_BY_WIDGET = ("sr", "tricubic", "difference")
@@ -211,6 +212,16 @@ def _plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     take: list[Any] = [slice(None)] * 3
     take[axis] = index
     return np.asarray(volume[tuple(take)])
+
+
+def slice_metrics(ground_truth: np.ndarray, output: np.ndarray, axis: int, index: int,
+                  value_range: tuple[float, float], region: tuple[slice, slice] | None = None) -> dict[str, float]:
+    """Metrics of one 2D slice (``index`` along ``axis``) and optionally a rectangle of it.
+
+    The 0–255 mapping uses ``value_range``, the whole ground truth's range (SPEC §3).
+    """
+    return compute_metrics(_plane(ground_truth, axis, index), _plane(output, axis, index), value_range=value_range,
+                           region=region)
 
 
 def crops(result: RunResult, labels: Iterable[str], where: tuple[int, int], region: Region,

@@ -372,18 +372,6 @@ def run_sync(steps: Generator[Step, None, RunResult], on_step: Callable[[Step], 
             on_step(step)
 
 
-def slice_metrics(ground_truth: np.ndarray, output: np.ndarray, axis: int, index: int,
-                  value_range: tuple[float, float], region: tuple[slice, slice] | None = None) -> dict[str, float]:
-    """Metrics of one 2D slice (``index`` along ``axis``) and optionally a rectangle of it.
-
-    The 0–255 mapping uses ``value_range``, the whole ground truth's range (SPEC §3).
-    """
-    take = [slice(None)] * 3
-    take[axis] = int(index)
-    gt2, out2 = ground_truth[tuple(take)], output[tuple(take)]
-    return compute_metrics(gt2, out2, value_range=value_range, region=region)
-
-
 def describe_plan(plan: Plan) -> str:
     """``cpu · fp32 · 8 tiles``: the device badge."""
     tiles = f"{plan.tiles} tile{'s' if plan.tiles != 1 else ''}"
@@ -392,5 +380,5 @@ def describe_plan(plan: Plan) -> str:
 
 __all__ = [
     "MIN_STEPS", "MODES", "UNTRAINED", "ModelSpec", "Output", "RunResult", "Step", "describe_plan", "load_methods",
-    "progress_tile", "run_steps", "run_sync", "slice_metrics",
+    "progress_tile", "run_steps", "run_sync",
 ]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from ._parse import int_list
-from .atomic import Terminated, json_safe, termination_unwinds, write_json_atomic, write_text_atomic
+from .atomic import Terminated, termination_unwinds, write_json_atomic, write_text_atomic
 from .errors import (
     Cancelled, InputError, ModelError, OutputError, VolumeNetError, VolumeNetWarning, WeightsError,
 )
@@ -357,7 +357,7 @@ def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, choice: Any, ca
     sidecar = _upscale_sidecar(src, dst, volume.data.shape, done, choice, model, meta, sha)
     description = provenance_description(model_name, choice.scale, sha, __version__)
     write_volume(dst, done.data, sr_affine(volume.affine, choice.scale), volume.header, overwrite=args.overwrite,
-                 description=description, sidecar=json_safe(sidecar))
+                 description=description, sidecar=sidecar)
     tiles = f"{done.plan.tiles} tile{'s' if done.plan.tiles != 1 else ''}"
     say(args.quiet, f"{src} → {dst}  ({shape_text(volume.data.shape)} → {shape_text(done.data.shape)}, "
                     f"{done.seconds:.1f} s, {done.plan.device} {done.plan.precision}, {tiles}; {choice.reason})")

@@ -15,13 +15,13 @@ so the same command always gives the same split, and a subject never sits in two
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from napari_volumenet.atomic import write_json_atomic
 from napari_volumenet.errors import VolumeNetError
 
 from .dataset import find_files, subject_id
@@ -53,7 +53,7 @@ def write_split(parts: dict[str, list[Path]], out: Path) -> None:
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(f.resolve())
-    (out / "split.json").write_text(json.dumps({p: [f.name for f in fs] for p, fs in parts.items()}, indent=2) + "\n")
+    write_json_atomic(out / "split.json", {p: [f.name for f in fs] for p, fs in parts.items()})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,8 @@ import torch
 
 from napari_volumenet._geometry import from_view, to_view, view_ornt
 from napari_volumenet.inference import RunOptions
-from napari_volumenet._pipeline import ModelSpec, Step, run_steps, run_sync, slice_metrics
+from napari_volumenet._comparison import slice_metrics
+from napari_volumenet._pipeline import ModelSpec, Step, run_steps, run_sync
 from napari_volumenet._sample_data import make_phantom
 from napari_volumenet.errors import InputError, VolumeNetError, WeightsError
 from napari_volumenet.inference import upscale
