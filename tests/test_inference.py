@@ -283,3 +283,14 @@ def test_cuda_autotunes_while_a_batch_is_computed_and_restores_the_setting_betwe
         pass
     assert len(during) > 1 and all(during)
     assert not torch.backends.cudnn.benchmark
+
+
+def test_upscale_leaves_the_model_as_it_found_it_and_moves_axes():
+    torch.manual_seed(0)
+    model = create_model("volumenet", depth=1, channels=4, scale=(1, 1, 2)).train()
+    volume = np.random.default_rng(0).random((6, 7, 5)).astype(np.float32)
+    moved = upscale(volume, model, axes=(0, 2, 1), tile=0, device="cpu", precision="fp32")
+    assert model.training  # validation in training must not switch it to eval
+    assert moved.shape == (6, 14, 5)
+    by_hand = upscale(np.transpose(volume, (0, 2, 1)), model, tile=0, device="cpu", precision="fp32")
+    np.testing.assert_allclose(moved, np.transpose(by_hand, (0, 2, 1)), atol=1e-6)
