@@ -36,8 +36,6 @@ from .errors import InputError, ModelError, WeightsError
 from .inference import Plan, RunOptions, drive, through_plane_axes, upscale_steps
 from .io import find_volumes, read_volume
 from .models import SuperResolutionNet, count_parameters, create_model, list_models
-from .ops.degrade import crop_to_multiple, degrade, thick_slices
-from .ops.metrics import compute_metrics
 from .ops.normalize import MODALITIES, Normalization, fit_normalization
 from .ops.padding import resolve_padding
 from .ops.scale import Scale, as_scale
@@ -91,6 +89,8 @@ class Degradation:
 
     def apply(self, hr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(hr_cropped, lr)``: ``hr`` float32 cropped to a multiple of the scale, and its LR simulation."""
+        from .ops.degrade import crop_to_multiple, degrade, thick_slices  # scikit-image: only where LR is simulated
+
         cropped = np.ascontiguousarray(crop_to_multiple(hr, self.scale), dtype=np.float32)
         if self.thick_axis is None:
             return cropped, degrade(cropped, self.scale)
@@ -286,6 +286,8 @@ def upscale_with(
 
 def score(hr: np.ndarray, sr: np.ndarray, scale: Sequence[int]) -> dict[str, float]:
     """SPEC §3 metrics of ``sr`` against ``hr`` with the border shell one LR voxel (``scale`` HR voxels) deep."""
+    from .ops.metrics import compute_metrics  # scikit-image: not loaded by ``volumenet upscale``
+
     return compute_metrics(hr, sr, border=tuple(scale))
 
 
