@@ -39,6 +39,7 @@ from .models import SuperResolutionNet, create_model
 from .ops.degrade import crop_to_multiple
 from .ops.metrics import compute_metrics
 from .ops.normalize import modality_mismatch
+from .ops.scale import along_axis
 
 MODES = ("upscale", "simulate")
 UNTRAINED = "untrained (random weights, speed only)"
@@ -225,10 +226,9 @@ def _volume_scale(network_scale: Sequence[int], slice_axis: int | None) -> tuple
     if slice_axis is None:
         return tuple(int(v) for v in network_scale)  # type: ignore[return-value]
     if tuple(network_scale[:2]) != (1, 1):
-        raise InputError(f"A slice axis needs through-plane networks (scale 1×1×f), not ×{'×'.join(map(str, network_scale))}.")
-    scale = [1, 1, 1]
-    scale[slice_axis] = int(network_scale[2])
-    return tuple(scale)  # type: ignore[return-value]
+        raise InputError(f"A slice axis needs through-plane networks (scale 1×1×f), "
+                         f"not ×{'×'.join(map(str, network_scale))}.")
+    return along_axis(slice_axis, network_scale[2])
 
 
 def run_steps(

@@ -38,7 +38,7 @@ from .io import find_volumes, read_volume
 from .models import SuperResolutionNet, count_parameters, create_model, list_models
 from .ops.normalize import MODALITIES, Normalization, fit_normalization
 from .ops.padding import resolve_padding
-from .ops.scale import Scale, as_scale
+from .ops.scale import Scale, along_axis, as_scale
 from .weights import default_weights, list_bundled, load_weights
 
 TRICUBIC = "tricubic"
@@ -73,9 +73,7 @@ class Degradation:
     def thick(cls, axis: int, factor: int, gap: float = 0.0) -> Degradation:
         if axis not in (0, 1, 2) or factor < 2:
             raise InputError(f"Thick slices need an axis 0, 1 or 2 and a factor ≥ 2, got axis {axis}, factor {factor}.")
-        scale = [1, 1, 1]
-        scale[axis] = int(factor)
-        return cls(tuple(scale), int(axis), float(gap))  # type: ignore[arg-type]
+        return cls(along_axis(axis, factor), int(axis), float(gap))
 
     @property
     def network_scale(self) -> Scale:

@@ -299,7 +299,8 @@ def upscale_steps(
         return np.ascontiguousarray(np.transpose(hr, np.argsort(order)))
     plan = plan or make_plan(volume.shape, model, **plan_options)
     was_training = model.training
-    home = next(model.parameters()).device if any(True for _ in model.parameters()) else None
+    parameter = next(model.parameters(), None)
+    home = None if parameter is None else parameter.device
     try:
         return (yield from _upscale_tiles(volume, model, normalization, plan, pad_value))
     finally:

@@ -1,8 +1,8 @@
 """Which network a scan needs, from its voxel sizes: thick-slice scans get through-plane super-resolution.
 
 Most clinical MRI is acquired in thick slices (0.4–1 mm in plane, 3–6 mm between slices). When one
-array axis is at least :data:`ANISOTROPY` times coarser than both others (and those two are within
-:data:`ANISOTROPY` of each other), it is the slice axis: the bundled through-plane weights (scale
+array axis is at least :data:`ANISOTROPY` times coarser than both others, it is the slice axis (two axes
+that coarse, e.g. 1×4×4 mm, are refused): the bundled through-plane weights (scale
 ``(1, 1, f)``) for ``f`` = the voxel-size ratio rounded to the nearest integer run with that axis
 moved to their axis 2, so the output grid has about the in-plane spacing along it. Other scans keep
 the isotropic ×2 default. ``--weights`` / ``--scale`` override the choice (:func:`choose`).
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, WeightsError
-from .ops.scale import Scale, as_scale
+from .ops.scale import Scale, along_axis, as_scale
 from .weights import default_weights, list_bundled
 
 ANISOTROPY = 1.5
@@ -39,9 +39,7 @@ class Choice:
         """Factor per array axis of the scan."""
         if self.slice_axis is None:
             return self.network_scale
-        scale = [1, 1, 1]
-        scale[self.slice_axis] = self.network_scale[2]
-        return tuple(scale)  # type: ignore[return-value]
+        return along_axis(self.slice_axis, self.network_scale[2])
 
 
 def _mm(zooms: Sequence[float]) -> str:

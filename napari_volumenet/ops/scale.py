@@ -24,6 +24,13 @@ def as_scale(scale: int | Sequence[int]) -> Scale:
     return tuple(int(v) for v in values)  # type: ignore[return-value]
 
 
+def along_axis(axis: int, factor: int) -> Scale:
+    """``factor`` along array ``axis`` and 1 on the others: the scale of thick slices along ``axis``."""
+    scale = [1, 1, 1]
+    scale[axis] = int(factor)
+    return tuple(scale)  # type: ignore[return-value]
+
+
 def volume(scale: Scale) -> int:
     """``s³ = s0·s1·s2``: how many HR voxels one LR voxel becomes."""
     return scale[0] * scale[1] * scale[2]
