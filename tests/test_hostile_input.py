@@ -149,9 +149,10 @@ def test_termination_while_writing_leaves_no_temporary_file(tmp_path, name):
     source = save(tmp_path / "hr.nii.gz", blob((16, 16, 16)))
     out = tmp_path / "out"
     out.mkdir()
-    result = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_SAVING, name, str(source), str(out / "lr.nii.gz")],
-                            capture_output=True, text=True, timeout=120)
     number = getattr(signal, name)
+    result = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_SAVING, name, str(source), str(out / "lr.nii.gz")],
+                            capture_output=True, text=True, timeout=120,
+                            preexec_fn=lambda: signal.signal(number, signal.SIG_DFL))  # as in a terminal, even under nohup
     assert result.returncode == 128 + number, result.stderr
     assert result.stderr.strip() == f"volumenet: terminated ({name})"
     assert list(out.iterdir()) == []  # neither the output, its sidecar nor a hidden temporary file
