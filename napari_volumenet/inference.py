@@ -323,10 +323,11 @@ def _upscale_tiles(volume: np.ndarray, model: SuperResolutionNet, normalization:
         torch.autocast(device.type, dtype=PRECISIONS[plan.precision])
         if plan.precision != "fp32" else contextlib.nullcontext()
     )
-    # the fast twin allocates the same few feature-map sizes for every window, so freed blocks fit the next
-    # ones; the plain forward of the dense baselines concatenates ever wider maps, which a heap cannot reuse
+    # where the fast twin allocates the same few feature-map sizes for every window, freed blocks fit the next
+    # ones; ever wider maps (the dense baselines' concatenations, MobileNetV2's expansions) a heap cannot reuse
     on_cpu_fast = runner is not model and device.type == "cpu"
-    reuse = functools.partial(reuse_freed_memory, trim=False) if on_cpu_fast else contextlib.nullcontext
+    reuse = (functools.partial(reuse_freed_memory, trim=False) if on_cpu_fast and runner.uniform_feature_maps
+             else contextlib.nullcontext)
     autotune = _cudnn_autotune if device.type == "cuda" else contextlib.nullcontext
     done = 0
     try:

@@ -77,6 +77,12 @@ def test_the_fast_engine_runs_inside_the_context(monkeypatch):
                           (create_model("dcsrn", growth=2, units=2), "fast")):
         inference.upscale(volume, model, device="cpu", engine=engine)
     assert entered == [False]  # plain forward passes (growing concatenations) keep glibc's defaults
+    for block in ("mobilenetv2", "lwv1", "lwv2"):
+        inference.upscale(volume, create_model("parallelnet", depth=3, channels=4, block=block), device="cpu")
+    assert entered == [False]  # feature maps that widen with the branch: a heap would grow by their sum
+    for block in ("conv", "xception", "cpd", "queue"):
+        inference.upscale(volume, create_model("parallelnet", depth=3, channels=4, block=block), device="cpu")
+    assert entered == [False] * 5
 
 
 def test_a_paused_or_closed_generator_holds_no_process_wide_setting(monkeypatch):

@@ -254,6 +254,20 @@ class FastParallelNet(nn.Module):
     def floats_per_voxel(self) -> int:
         return self.net.floats_per_voxel() + 2 * self.net.channels
 
+    @property
+    def uniform_feature_maps(self) -> bool:
+        """Whether the forward allocates feature maps of the same few widths in every branch, so that a heap
+        can hand freed blocks out again (:func:`~napari_volumenet._allocator.reuse_freed_memory`).
+
+        The first layer of each branch must read its parts without concatenating them (1×1×1 or dense
+        3×3×3) and give one width in every branch. Not so for MobileNetV2, whose 2·S expansion widens with
+        the branch, or LWv1/LWv2, whose 3×1×1 layer reads the concatenation: with reuse on, their heap
+        grows by the sum of those ever wider maps (~4× the planned memory for MobileNetV2 D9C32).
+        """
+        firsts = [branch[0].convs[0] for branch in self.branches]
+        reads_parts = all(conv.pointwise or conv.dense for conv in firsts[1:])
+        return reads_parts and len({conv.conv.out_channels for conv in firsts}) == 1
+
 
 def accelerate(model: nn.Module) -> nn.Module:
     """The fast twin of ``model`` where one exists (ParallelNet, VolumeNet), else ``model``.
