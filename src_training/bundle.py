@@ -61,6 +61,7 @@ def bundle(source: Path, name: str, description: str, data: str, licence: str, d
         "steps": training.get("steps"),
     }
     entries = json.loads(BUNDLED_REGISTRY.read_text()) if BUNDLED_REGISTRY.is_file() else []
+    position = next((i for i, e in enumerate(entries) if e["name"] == name), len(entries))  # a replacement keeps its place
     entries = [e for e in entries if e["name"] != name]
     if default:
         def kind(e: dict) -> tuple:
@@ -69,7 +70,7 @@ def bundle(source: Path, name: str, description: str, data: str, licence: str, d
         for e in entries:
             if kind(e) == kind(entry):
                 e["default"] = False
-    entries.append(entry)
+    entries.insert(position, entry)
     write_text_atomic(BUNDLED_REGISTRY, json.dumps(entries, indent=2) + "\n")
     return entry
 

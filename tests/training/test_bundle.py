@@ -51,6 +51,15 @@ def test_a_new_default_replaces_the_old_one(tmp_path, weights_dir):
     assert default_weights("mri").name == "new.pt"
 
 
+def test_bundling_a_name_again_replaces_its_entry_in_place(tmp_path, weights_dir):
+    source, _ = _trained(tmp_path, "a.pt")
+    for name in ("first", "second", "third"):
+        bundle_module.bundle(source, name, "d", "d", "l", default=False)
+    bundle_module.bundle(source, "second", "retrained", "d", "l", default=False)
+    assert [(w.name, w.description) for w in list_bundled()] == [
+        ("first", "d"), ("second", "retrained"), ("third", "d")]
+
+
 def test_bundle_refuses_a_file_that_is_not_weights(tmp_path, weights_dir, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a weights file")
