@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--seed", type=int, default=0, help="random seed: split, initialisation, patches (default 0)")
     loop.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N or mps")
     loop.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
-                      help="mixed precision: auto = bf16 (or fp16) on CUDA, off on CPU (default auto)")
+                      help="mixed precision (the weights stay fp32): auto = bf16 (or fp16) on CUDA, bf16 on a CPU "
+                      "with native bf16 (AVX-512 BF16, AMX: about 2× faster), else off (default auto)")
     loop.add_argument("--grad-checkpoint", choices=("auto", "on", "off"), default="auto",
                       help="recompute each block's inner feature maps in the backward pass instead of keeping "
                       "them (ParallelNet/VolumeNet): about half the memory of a step for about 1.3× its time; "

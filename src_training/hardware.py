@@ -55,17 +55,22 @@ def setup_hardware(config: TrainConfig, info: Distributed) -> Hardware:
 
 
 def _resolve_amp(option: str, device: torch.device) -> str:
-    """``--amp`` with ``auto`` made concrete: bf16 (or fp16 without bf16) on CUDA, off elsewhere."""
+    """``--amp`` with ``auto`` made concrete: bf16 (or fp16 without bf16) on CUDA, bf16 on a CPU with native
+    bf16 instructions (AVX-512 BF16 or AMX: about twice the patches per second of fp32), off elsewhere."""
     import torch
 
     from napari_volumenet.errors import VolumeNetError
+    from napari_volumenet.inference import cpu_has_native_bf16
 
     amp = option
     if amp == "auto":
         if device.type == "cuda":
             amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         else:
-            amp = "off"
+            amp = "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "off"
     if amp == "fp16" and device.type != "cuda":
         raise VolumeNetError("--amp fp16 needs a CUDA GPU; use --amp bf16 or --amp off")
+    if amp == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        raise VolumeNetError("--amp bf16: this CPU has no native bf16 instructions, so it would train about 100× "
+                             "slower than fp32; use --amp off")
     return amp

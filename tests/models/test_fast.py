@@ -42,6 +42,27 @@ def test_fast_twin_has_the_same_gradients(block):
         torch.testing.assert_close(got, expected, atol=2e-6, rtol=1e-4)
 
 
+@pytest.mark.parametrize("block", list_blocks())
+def test_fast_twin_trains_under_bf16_autocast(block):
+    """``--amp bf16``: the twin's custom 3×3×3 convolution runs in the autocast precision both ways, the head
+    and the final sum stay fp32, and the gradients point where the fp32 ones do."""
+    torch.manual_seed(2)
+    model = create_model("parallelnet", depth=3, channels=8, block=block, scale=(1, 1, 2))
+    fast = accelerate(model)
+    x = torch.rand(2, 1, 6, 7, 5)
+    target = torch.rand(2, 1, 6, 7, 10)
+    gradients = []
+    for amp in (False, True):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            y = fast(x)
+        assert y.dtype == torch.float32
+        (y - target).abs().mean().backward()
+        assert all(p.grad.dtype == torch.float32 for p in model.parameters())
+        gradients.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.nn.functional.cosine_similarity(*gradients, dim=0) > 0.99
+
+
 def test_fast_twin_shares_parameters():
     model = create_model("volumenet", depth=2, channels=4).eval()
     fast = accelerate(model)

@@ -15,6 +15,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
+from napari_volumenet.inference import cpu_has_native_bf16
 from napari_volumenet.io import sha256_file
 from napari_volumenet.weights import load_weights
 from src_training.train import METRIC_COLUMNS, main
@@ -318,6 +319,15 @@ def test_cosine_schedule_decays_to_one_percent(data_dir, tmp_path):
     # the lr column is the rate of the epoch's last step: step 4 of 8 (half-way) and step 8 (the end)
     assert lrs[0] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 3 / 8))), rel=0.02)
     assert lrs[1] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 7 / 8))), rel=0.02)
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (training refuses --amp bf16)")
+def test_bf16_autocast_trains_on_the_cpu(data_dir, tmp_path):
+    out = tmp_path / "bf16"
+    assert train(data_dir, out, "--amp", "bf16", "--lr", "1e-3", "--steps-per-epoch", "3", "--max-steps", "3") == 0
+    network, meta = load_weights(out / "best.pt")
+    assert all(p.dtype == torch.float32 for p in network.parameters())
+    assert math.isfinite(float(rows(out)[-1]["val_psnr"]))
 
 
 def test_thick_slices_train_a_through_plane_network(data_dir, tmp_path, capsys):

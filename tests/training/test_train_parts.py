@@ -106,3 +106,22 @@ def test_progress_round_trips_through_a_resume_payload():
                                         "last_val_psnr"]
     assert Progress.from_resume(payload) == progress
     assert Progress.from_resume({"step": 5}) == Progress(step=5)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_is_bf16_on_a_cpu_with_native_bf16_and_refuses_slow_paths(native, monkeypatch):
+    from napari_volumenet import inference
+    from napari_volumenet.errors import VolumeNetError
+    from src_training.hardware import _resolve_amp
+
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: native)
+    assert _resolve_amp("auto", CPU) == ("bf16" if native else "off")
+    assert _resolve_amp("off", CPU) == "off"
+    assert _resolve_amp("auto", torch.device("mps")) == "off"
+    with pytest.raises(VolumeNetError, match="needs a CUDA GPU"):
+        _resolve_amp("fp16", CPU)
+    if native:
+        assert _resolve_amp("bf16", CPU) == "bf16"
+    else:
+        with pytest.raises(VolumeNetError, match="no native bf16"):
+            _resolve_amp("bf16", CPU)
