@@ -325,7 +325,7 @@ def test_cosine_schedule_decays_to_one_percent(data_dir, tmp_path):
 def test_bf16_autocast_trains_on_the_cpu(data_dir, tmp_path):
     out = tmp_path / "bf16"
     assert train(data_dir, out, "--amp", "bf16", "--lr", "1e-3", "--steps-per-epoch", "3", "--max-steps", "3") == 0
-    network, meta = load_weights(out / "best.pt")
+    network, _ = load_weights(out / "best.pt")
     assert all(p.dtype == torch.float32 for p in network.parameters())
     assert math.isfinite(float(rows(out)[-1]["val_psnr"]))
 
