@@ -1,6 +1,6 @@
 """What the napari widget runs, as a plain generator (no Qt, no napari).
 
-:func:`run_steps` loads the networks, simulates the LR volume when asked (``mode="simulate"``),
+:func:`run_steps` loads the networks, simulates the LR volume when asked (:class:`RunRequest` ``mode="simulate"``),
 upscales with tricubic interpolation and with each network through
 :func:`napari_volumenet.inference.upscale_steps` (the same tiled inference as ``volumenet
 upscale``), and compares every output with the ground truth through
@@ -231,73 +231,66 @@ def _volume_scale(network_scale: Sequence[int], slice_axis: int | None) -> tuple
     return along_axis(slice_axis, network_scale[2])
 
 
-def run_steps(
-    image: np.ndarray,
-    specs: Sequence[ModelSpec],
-    *,
-    mode: str = "upscale",
-    ground_truth: np.ndarray | None = None,
-    ornt: np.ndarray | None = None,
-    modality: str | None = None,
-    scale: int | Sequence[int] | None = None,
-    options: RunOptions = RunOptions(),
-    tricubic: bool = True,
-    seed: int = 0,
-    min_steps: int = 1,
-    thick_slices: tuple[int, int] | None = None,
-    slice_axis: int | None = None,
-) -> Generator[Step, None, RunResult]:
-    """Upscale ``image`` with every network of ``specs`` (and tricubic), compare with the ground truth.
+@dataclass(frozen=True, eq=False)
+class RunRequest:
+    """What :func:`run_steps` is asked for, beyond the input volume and the networks."""
 
-    Parameters
-    ----------
-    image
-        The input layer's data (view order). ``mode="upscale"``: it is the LR volume.
-        ``mode="simulate"``: it is an HR volume; it is cropped to a multiple of the scale, degraded
-        (:class:`~napari_volumenet.evaluation.Degradation`), upscaled and compared with itself.
-    specs
-        The networks; ``[]`` runs tricubic interpolation only.
-    ground_truth
-        ``mode="upscale"`` only: the HR volume (view order) to compare with; its shape must be
-        ``s`` × the input's (after cropping to a multiple of ``s``).
-    ornt
-        The layer's view transform (:func:`napari_volumenet._geometry.view_ornt`); identity if ``None``.
-    modality, scale
-        Needed only when no network has a weights file (untrained models, tricubic only);
-        otherwise taken from, and checked against, the weights' metadata (network order).
-    options
-        Device, precision, tile, engine (:class:`~napari_volumenet.inference.RunOptions`).
-    tricubic
-        Also produce the tricubic (cubic B-spline) upsampling, as the first output.
-    min_steps
-        Without a tile in ``options``: run each network in at least this many tiles (:func:`progress_tile`).
-    thick_slices
-        ``mode="simulate"``: ``(stored axis, factor)``: thick slices along that axis instead of
-        :func:`~napari_volumenet.ops.degrade.degrade`; the networks must be through-plane ones.
-    slice_axis
-        ``mode="upscale"``: the stored axis of the input's thick slices, for through-plane networks
-        (scale ``(1, 1, f)``), which run with it moved to their axis 2.
+    mode: str = "upscale"
+    """``upscale``: the input is the LR volume. ``simulate``: it is an HR volume; it is cropped to a multiple
+    of the scale, degraded (:class:`~napari_volumenet.evaluation.Degradation`), upscaled and compared with itself."""
+    ground_truth: np.ndarray | None = None
+    """``upscale`` only: the HR volume (view order) to compare with; its shape must be ``s`` × the input's
+    (after cropping to a multiple of ``s``)."""
+    ornt: np.ndarray | None = None
+    """The layer's view transform (:func:`napari_volumenet._geometry.view_ornt`); identity if ``None``."""
+    modality: str | None = None
+    """Needed only when no network has a weights file (untrained models, tricubic only); otherwise taken
+    from, and checked against, the weights' metadata (network order). The same holds for ``scale``."""
+    scale: int | Sequence[int] | None = None
+    options: RunOptions = RunOptions()
+    """Device, precision, tile, engine (:class:`~napari_volumenet.inference.RunOptions`)."""
+    tricubic: bool = True
+    """Also produce the tricubic (cubic B-spline) upsampling, as the first output."""
+    seed: int = 0
+    """The initialisation of untrained networks."""
+    min_steps: int = 1
+    """Without a tile in ``options``: run each network in at least this many tiles (:func:`progress_tile`)."""
+    thick_slices: tuple[int, int] | None = None
+    """``simulate`` only: ``(stored axis, factor)``: thick slices along that axis instead of
+    :func:`~napari_volumenet.ops.degrade.degrade`; the networks must be through-plane ones."""
+    slice_axis: int | None = None
+    """``upscale`` only: the stored axis of the input's thick slices, for through-plane networks
+    (scale ``(1, 1, f)``), which run with it moved to their axis 2."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"Unknown mode {self.mode!r}; choose one of {', '.join(MODES)}.")
+
+
+def run_steps(image: np.ndarray, specs: Sequence[ModelSpec],
+              request: RunRequest = RunRequest()) -> Generator[Step, None, RunResult]:
+    """Upscale ``image`` (the input layer's data, view order) with every network of ``specs`` (``[]``:
+    tricubic interpolation only) as ``request`` says, and compare with the ground truth.
 
     Untrained networks (speed only) get no metrics and no difference map.
     """
-    if mode not in MODES:
-        raise InputError(f"Unknown mode {mode!r}; choose one of {', '.join(MODES)}.")
-    stored, ornt = _prepare(image, ornt)
-    if not specs and not tricubic:
+    stored, ornt = _prepare(image, request.ornt)
+    if not specs and not request.tricubic:
         raise InputError("Nothing to run: choose a model or tricubic interpolation.")
-    if mode == "simulate" and thick_slices is not None:
-        slice_axis, scale = int(thick_slices[0]), scale or (1, 1, int(thick_slices[1]))
-    count = len(specs) + int(tricubic)
+    slice_axis, scale = request.slice_axis, request.scale
+    if request.mode == "simulate" and request.thick_slices is not None:
+        slice_axis, scale = int(request.thick_slices[0]), scale or (1, 1, int(request.thick_slices[1]))
+    count = len(specs) + int(request.tricubic)
     yield Step("load", "models", 0, count, 0, count)
-    models, network_scale, modality = load_methods(specs, modality=modality, scale=scale, seed=seed)
+    models, network_scale, modality = load_methods(specs, modality=request.modality, scale=scale, seed=request.seed)
     s = _volume_scale(network_scale, slice_axis)
-    if mode == "simulate":
+    if request.mode == "simulate":
         yield Step("degrade", "LR simulation", 0, 1, 0, count)
-    lr_stored, gt_view, gt_cropped = _lr_and_truth(stored, mode, ground_truth, ornt, s, slice_axis)
+    lr_stored, gt_view, gt_cropped = _lr_and_truth(stored, request.mode, request.ground_truth, ornt, s, slice_axis)
     axes = None if slice_axis is None else through_plane_axes(slice_axis)
-    outputs = yield from _run_all(lr_stored, models, s, axes, modality=modality, ornt=ornt, options=options,
-                                  tricubic=tricubic, min_steps=min_steps)
-    result = RunResult(mode, s, view_factors(s, ornt), modality, to_view(lr_stored, ornt), gt_view, outputs,
+    outputs = yield from _run_all(lr_stored, models, s, axes, modality=modality, ornt=ornt, options=request.options,
+                                  tricubic=request.tricubic, min_steps=request.min_steps)
+    result = RunResult(request.mode, s, view_factors(s, ornt), modality, to_view(lr_stored, ornt), gt_view, outputs,
                        gt_cropped=gt_cropped)
     if any(not spec.untrained for spec in specs):
         result.modality_warning = modality_mismatch(lr_stored, modality)
@@ -379,6 +372,6 @@ def describe_plan(plan: Plan) -> str:
 
 
 __all__ = [
-    "MIN_STEPS", "MODES", "UNTRAINED", "ModelSpec", "Output", "RunResult", "Step", "describe_plan", "load_methods",
-    "progress_tile", "run_steps", "run_sync",
+    "MIN_STEPS", "MODES", "UNTRAINED", "ModelSpec", "Output", "RunRequest", "RunResult", "Step", "describe_plan",
+    "load_methods", "progress_tile", "run_steps", "run_sync",
 ]

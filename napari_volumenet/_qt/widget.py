@@ -37,7 +37,8 @@ from .._geometry import METADATA_KEY, LayerGeometry, inverse_ornt
 from ..io import affine_zooms
 from ..slices import bundled_name, choose
 from ..inference import RunOptions
-from .._pipeline import MIN_STEPS, UNTRAINED, ModelSpec, Output, RunResult, Step, describe_plan, run_steps
+from .._pipeline import (MIN_STEPS, UNTRAINED, ModelSpec, Output, RunRequest, RunResult, Step, describe_plan,
+                         run_steps)
 from .._view import LayerFrame, Region, last_rectangle, onto_slice, slice_index, sliced_axis, view_regions
 from ..errors import InputError, VolumeNetError
 from ..inference import PRECISIONS, resolve_device
@@ -641,15 +642,15 @@ class SuperResolutionWidget(QWidget):
         scale = None
         if all(spec.untrained for spec in specs):  # untrained only: ×2 in the input's stored axes
             scale = 2
-        steps = run_steps(
-            np.asarray(source.data), specs, mode=mode,
-            ground_truth=None if gt_layer is None else np.asarray(gt_layer.data),
-            ornt=geometry.ornt, modality=None if modality == AUTO_MODALITY else modality, scale=scale,
+        request = RunRequest(
+            mode, ground_truth=None if gt_layer is None else np.asarray(gt_layer.data), ornt=geometry.ornt,
+            modality=None if modality == AUTO_MODALITY else modality, scale=scale,
             options=RunOptions(device=self.device_combo.currentText(), precision=self.precision_combo.currentText(),
                                tile=None if tile < 0 else tile),
-            tricubic=comparison or self.tricubic_check.isChecked(),
-            min_steps=MIN_STEPS, thick_slices=thick, slice_axis=slice_axis,
+            tricubic=comparison or self.tricubic_check.isChecked(), min_steps=MIN_STEPS, thick_slices=thick,
+            slice_axis=slice_axis,
         )
+        steps = run_steps(np.asarray(source.data), specs, request)
         window = tuple(float(v) for v in (gt_layer or source).contrast_limits)
         context = RunContext(source.name, geometry, mode, None if gt_layer is None else gt_layer.name,
                              comparison, window, reason)  # type: ignore[arg-type]

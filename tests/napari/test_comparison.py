@@ -15,7 +15,7 @@ from napari_volumenet._comparison import (
     same_layer,
 )
 from napari_volumenet.inference import RunOptions
-from napari_volumenet._pipeline import MIN_STEPS, ModelSpec, progress_tile, run_steps, run_sync
+from napari_volumenet._pipeline import MIN_STEPS, ModelSpec, RunRequest, progress_tile, run_steps, run_sync
 from napari_volumenet._sample_data import make_phantom
 from napari_volumenet.models import create_model
 from napari_volumenet.ops.degrade import degrade
@@ -73,7 +73,8 @@ def test_metric_rows_region_first_with_the_gain_over_tricubic(tiny_weights):
     hr = make_phantom((32, 32, 24))
     lr = degrade(hr, 2)
     specs = [ModelSpec("SR", tiny_weights), ModelSpec("random", None, "volumenet", {"depth": 1, "channels": 4})]
-    result = run_sync(run_steps(lr, specs, ground_truth=hr, options=RunOptions(device="cpu", precision="fp32", tile=0)))
+    options = RunOptions(device="cpu", precision="fp32", tile=0)
+    result = run_sync(run_steps(lr, specs, RunRequest(ground_truth=hr, options=options)))
     assert result.output("random").metrics is None and result.output("random").difference is None
     region = (slice(4, 12), slice(6, 20))
     rows = metric_rows(result, ["tricubic", "SR", "random"], (0, 10), region)

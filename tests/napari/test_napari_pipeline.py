@@ -11,7 +11,7 @@ import torch
 from napari_volumenet._geometry import from_view, to_view, view_ornt
 from napari_volumenet.inference import RunOptions
 from napari_volumenet._comparison import slice_metrics
-from napari_volumenet._pipeline import ModelSpec, Step, run_steps, run_sync
+from napari_volumenet._pipeline import ModelSpec, RunRequest, Step, run_steps, run_sync
 from napari_volumenet._sample_data import make_phantom
 from napari_volumenet.errors import InputError, VolumeNetError, WeightsError
 from napari_volumenet.inference import upscale
@@ -26,6 +26,7 @@ from napari_volumenet.weights import load_weights, save_weights
 LAS = np.diag([-1.0, 1.0, 1.0, 1.0])
 
 CPU = RunOptions(device="cpu")
+FP32_CPU = RunOptions(device="cpu", precision="fp32", tile=0)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,8 @@ def hr_stored() -> np.ndarray:
 def test_simulate_matches_the_library(hr_stored, tiny_weights):
     ornt = view_ornt(LAS)
     steps: list[Step] = []
-    result = run_sync(run_steps(to_view(hr_stored, ornt), [ModelSpec("SR", tiny_weights)], mode="simulate",
-                                ornt=ornt, options=RunOptions(tile=12, device="cpu", precision="fp32")), steps.append)
+    result = run_sync(run_steps(to_view(hr_stored, ornt), [ModelSpec("SR", tiny_weights)], RunRequest(
+        "simulate", ornt=ornt, options=RunOptions(tile=12, device="cpu", precision="fp32"))), steps.append)
     cropped = crop_to_multiple(hr_stored, 2)
     lr = degrade(hr_stored, 2)
     np.testing.assert_array_equal(from_view(result.lr, ornt), lr)
@@ -69,16 +70,17 @@ def test_upscale_mode_with_ground_truth_and_untrained_models(hr_stored):
     lr = degrade(hr_stored, 2)
     specs = [ModelSpec("A", None, "volumenet", {"depth": 1, "channels": 4, "block": "lwv1"}),
              ModelSpec("B", None, "srcnn3d")]
-    result = run_sync(run_steps(lr, specs, ground_truth=hr_stored, scale=2, tricubic=False, options=CPU))
+    result = run_sync(run_steps(lr, specs, RunRequest(ground_truth=hr_stored, scale=2, tricubic=False, options=CPU)))
     assert [o.label for o in result.outputs] == ["A", "B"]
     assert all(o.untrained and o.params > 0 and o.seconds > 0 for o in result.outputs)
     assert result.ground_truth.shape == (32, 40, 36)  # cropped to 2 × the LR shape
-    again = run_sync(run_steps(lr, specs[:1], scale=2, tricubic=False, options=CPU))
+    again = run_sync(run_steps(lr, specs[:1], RunRequest(scale=2, tricubic=False, options=CPU)))
     np.testing.assert_array_equal(again.outputs[0].data, result.outputs[0].data)  # seeded: reproducible
 
 
 def test_closing_the_generator_cancels_cleanly(hr_stored, tiny_weights):
-    steps = run_steps(degrade(hr_stored, 2), [ModelSpec("SR", tiny_weights)], options=RunOptions(tile=4, device="cpu"), tricubic=False)
+    steps = run_steps(degrade(hr_stored, 2), [ModelSpec("SR", tiny_weights)],
+                      RunRequest(options=RunOptions(tile=4, device="cpu"), tricubic=False))
     for step in steps:
         if step.stage == "tiles":
             break
@@ -94,7 +96,7 @@ def test_errors_are_volumenet_errors(tmp_path, hr_stored, tiny_weights):
     with pytest.raises(WeightsError):
         run_sync(run_steps(lr, [ModelSpec("bad", bad)]))
     with pytest.raises(InputError):
-        run_sync(run_steps(lr, [ModelSpec("SR", tiny_weights)], ground_truth=np.zeros((5, 5, 5))))
+        run_sync(run_steps(lr, [ModelSpec("SR", tiny_weights)], RunRequest(ground_truth=np.zeros((5, 5, 5)))))
     with pytest.raises(InputError):
         run_sync(run_steps(lr[0], [ModelSpec("SR", tiny_weights)]))
     nan = lr.copy()
@@ -106,15 +108,17 @@ def test_errors_are_volumenet_errors(tmp_path, hr_stored, tiny_weights):
     with pytest.raises(WeightsError, match="scale"):
         run_sync(run_steps(lr, [ModelSpec("a", tiny_weights), ModelSpec("b", Path(x3))]))
     with pytest.raises(WeightsError):
-        run_sync(run_steps(lr, [ModelSpec("a", tiny_weights)], modality="ct"))
+        run_sync(run_steps(lr, [ModelSpec("a", tiny_weights)], RunRequest(modality="ct")))
     with pytest.raises(VolumeNetError):
-        run_sync(run_steps(lr, [ModelSpec("a", tiny_weights)], options=RunOptions(device="nonsense")))
+        run_sync(run_steps(lr, [ModelSpec("a", tiny_weights)], RunRequest(options=RunOptions(device="nonsense"))))
+    with pytest.raises(InputError, match="Unknown mode"):
+        RunRequest("resample")
 
 
 def test_a_ct_under_mri_weights_is_flagged(tiny_weights):
     ct = np.full((16, 16, 12), -1000.0, np.float32)  # air in Hounsfield units
     ct[4:12, 4:12, 3:9] = 40.0
-    result = run_sync(run_steps(ct, [ModelSpec("SR", tiny_weights)], options=RunOptions(device="cpu", precision="fp32", tile=0)))
+    result = run_sync(run_steps(ct, [ModelSpec("SR", tiny_weights)], RunRequest(options=FP32_CPU)))
     assert result.modality_warning and "CT" in result.modality_warning
-    mri = run_sync(run_steps(np.abs(ct), [ModelSpec("SR", tiny_weights)], options=RunOptions(device="cpu", precision="fp32", tile=0)))
+    mri = run_sync(run_steps(np.abs(ct), [ModelSpec("SR", tiny_weights)], RunRequest(options=FP32_CPU)))
     assert mri.modality_warning is None
