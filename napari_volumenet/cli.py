@@ -699,6 +699,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `volumenet` parser: one subcommand per function below."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of errors")
@@ -710,7 +711,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_upscale(sub, common, fmt)
+    _add_degrade(sub, common, fmt)
+    _add_evaluate(sub, common, fmt)
+    _add_models(sub, common, fmt)
+    _add_benchmark(sub, common, fmt)
+    return parser
 
+
+def _add_upscale(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
     p = sub.add_parser("upscale", parents=[common], formatter_class=fmt, epilog=UPSCALE_EPILOG,
                        help="super-resolve NIfTI volumes",
                        description="Super-resolve NIfTI volumes with a trained network (exact tiled inference).")
@@ -735,6 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary lines")
     p.set_defaults(func=cmd_upscale)
 
+
+def _add_degrade(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
     p = sub.add_parser("degrade", parents=[common], formatter_class=fmt, epilog=DEGRADE_EPILOG,
                        help="simulate a low-resolution acquisition",
                        description="Simulate the LR acquisition of HR NIfTI volumes (the paper's degradation).")
@@ -750,6 +761,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no summary lines")
     p.set_defaults(func=cmd_degrade)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
     p = sub.add_parser("evaluate", parents=[common], formatter_class=fmt, epilog=EVALUATE_EPILOG,
                        help="Table III: tricubic and models on degraded HR volumes",
                        description="Degrade HR volumes, upscale them with tricubic and each model, and print "
@@ -774,11 +787,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_models(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
     p = sub.add_parser("models", parents=[common], formatter_class=fmt, epilog=MODELS_EPILOG,
                        help="list the networks and the bundled weights",
                        description="List the registry's networks (#params, receptive field) and the bundled weights.")
     p.set_defaults(func=cmd_models)
 
+
+def _add_benchmark(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
     p = sub.add_parser("benchmark", parents=[common], formatter_class=fmt, epilog=BENCHMARK_EPILOG,
                        help="throughput and peak memory (random weights)",
                        description="Measure the speed and peak memory of networks with random weights on a "
@@ -797,7 +814,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("-q", "--quiet", action="store_true", help="only the result table")
     p.set_defaults(func=cmd_benchmark)
-    return parser
 
 
 # ----------------------------------------------------------------------------- entry point

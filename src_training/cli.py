@@ -114,7 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data = parser.add_argument_group("data")
+    _add_data_options(parser.add_argument_group("data"))
+    _add_model_options(parser.add_argument_group("model"))
+    _add_training_options(parser.add_argument_group("training"))
+    return parser
+
+
+def _add_data_options(data: argparse._ArgumentGroup) -> None:
     data.add_argument("--data", action="append", required=True, metavar="DIR",
                       help="folder of HR .nii/.nii.gz volumes, searched recursively (repeat to mix folders)")
     data.add_argument("--data-weights", metavar="W1,W2,...",
@@ -148,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--workers", type=_non_negative_int, default=None, metavar="N",
                       help="DataLoader worker processes (default: 0 on CPU, 4 on CUDA)")
 
-    model = parser.add_argument_group("model")
+
+def _add_model_options(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--model", default="volumenet", help="network name (default volumenet; see `volumenet models`)")
     model.add_argument("--depth", type=_positive_int, default=None,
                        help="D, layers of the mainline (default: the model's)")
@@ -165,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the pre-upsampling baselines (srcnn3d, dcsrn, mdcsrn) start as their tricubic upsampler "
                        "under every choice but 'random' (He initialisation throughout)")
 
-    loop = parser.add_argument_group("training")
+
+def _add_training_options(loop: argparse._ArgumentGroup) -> None:
     loop.add_argument("--out", required=True, metavar="DIR", help="run folder (created; never overwritten)")
     loop.add_argument("--batch", type=_positive_int, default=8, help="patches per step and process (default 8)")
     loop.add_argument("--lr", type=_positive_float, default=1e-4, help="Adam learning rate (default 1e-4)")
@@ -197,7 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="tile edge (LR voxels) of the validation inference; 0 = whole volume (default: from memory)")
     loop.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs even if installed")
     loop.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
-    return parser
 
 
 def parse_config(argv: Sequence[str]) -> TrainConfig:
