@@ -699,7 +699,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `volumenet` parser: one subcommand per function below."""
+    """The `volumenet` parser; each subcommand's options come from its own ``_<command>_options``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of errors")
@@ -711,18 +711,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_upscale(sub, common, fmt)
-    _add_degrade(sub, common, fmt)
-    _add_evaluate(sub, common, fmt)
-    _add_models(sub, common, fmt)
-    _add_benchmark(sub, common, fmt)
+
+    def subcommand(name: str, func: Callable[[argparse.Namespace], int], epilog: str, summary: str,
+                   description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], formatter_class=fmt, epilog=epilog, help=summary,
+                           description=description)
+        p.set_defaults(func=func)
+        return p
+
+    _upscale_options(subcommand(
+        "upscale", cmd_upscale, UPSCALE_EPILOG, "super-resolve NIfTI volumes",
+        "Super-resolve NIfTI volumes with a trained network (exact tiled inference)."))
+    _degrade_options(subcommand(
+        "degrade", cmd_degrade, DEGRADE_EPILOG, "simulate a low-resolution acquisition",
+        "Simulate the LR acquisition of HR NIfTI volumes (the paper's degradation)."))
+    _evaluate_options(subcommand(
+        "evaluate", cmd_evaluate, EVALUATE_EPILOG, "Table III: tricubic and models on degraded HR volumes",
+        "Degrade HR volumes, upscale them with tricubic and each model, and print RMSE, PSNR, foreground PSNR, "
+        "SSIM, time and #params (the paper's Table III)."))
+    subcommand(
+        "models", cmd_models, MODELS_EPILOG, "list the networks and the bundled weights",
+        "List the registry's networks (#params, receptive field) and the bundled weights.")
+    _benchmark_options(subcommand(
+        "benchmark", cmd_benchmark, BENCHMARK_EPILOG, "throughput and peak memory (random weights)",
+        "Measure the speed and peak memory of networks with random weights on a random LR volume (speed only, "
+        "not quality)."))
     return parser
 
 
-def _add_upscale(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
-    p = sub.add_parser("upscale", parents=[common], formatter_class=fmt, epilog=UPSCALE_EPILOG,
-                       help="super-resolve NIfTI volumes",
-                       description="Super-resolve NIfTI volumes with a trained network (exact tiled inference).")
+def _upscale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="NIfTI file(s) (.nii, .nii.gz) or folder(s) of them")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output file (one input file) or folder (several inputs or a folder)")
@@ -742,13 +759,9 @@ def _add_upscale(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     _add_run_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary lines")
-    p.set_defaults(func=cmd_upscale)
 
 
-def _add_degrade(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
-    p = sub.add_parser("degrade", parents=[common], formatter_class=fmt, epilog=DEGRADE_EPILOG,
-                       help="simulate a low-resolution acquisition",
-                       description="Simulate the LR acquisition of HR NIfTI volumes (the paper's degradation).")
+def _degrade_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="HR", help="HR NIfTI file(s) or folder(s)")
     p.add_argument("-o", "--output", required=True, metavar="LR", help="output file or folder")
     p.add_argument("--scale", type=scale_arg, default=2, metavar="S",
@@ -759,14 +772,9 @@ def _add_degrade(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
                    "from a 1 mm scan")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary lines")
-    p.set_defaults(func=cmd_degrade)
 
 
-def _add_evaluate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
-    p = sub.add_parser("evaluate", parents=[common], formatter_class=fmt, epilog=EVALUATE_EPILOG,
-                       help="Table III: tricubic and models on degraded HR volumes",
-                       description="Degrade HR volumes, upscale them with tricubic and each model, and print "
-                                   "RMSE, PSNR, foreground PSNR, SSIM, time and #params (the paper's Table III).")
+def _evaluate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="HR_FILES_OR_DIRS", help="HR NIfTI file(s) or folder(s)")
     p.add_argument("--models", type=names_arg, action="extend", default=[], metavar="A,B,...",
                    help="weights files, bundled weights names or model names (comma-separated); "
@@ -785,21 +793,9 @@ def _add_evaluate(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
                    help="write the paper's Fig. 5 as PNG: PSNR against #params, marker area ∝ time")
     p.add_argument("--overwrite", action="store_true", help="replace existing --json / --csv / --markdown / --plot")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_evaluate)
 
 
-def _add_models(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
-    p = sub.add_parser("models", parents=[common], formatter_class=fmt, epilog=MODELS_EPILOG,
-                       help="list the networks and the bundled weights",
-                       description="List the registry's networks (#params, receptive field) and the bundled weights.")
-    p.set_defaults(func=cmd_models)
-
-
-def _add_benchmark(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, fmt: type) -> None:
-    p = sub.add_parser("benchmark", parents=[common], formatter_class=fmt, epilog=BENCHMARK_EPILOG,
-                       help="throughput and peak memory (random weights)",
-                       description="Measure the speed and peak memory of networks with random weights on a "
-                                   "random LR volume (speed only, not quality).")
+def _benchmark_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", type=names_arg, default=["volumenet"], metavar="A,B,...",
                    help="registry model names (default: volumenet)")
     p.add_argument("--size", type=size_arg, default=(125, 125, 75), metavar="X,Y,Z",
@@ -813,7 +809,6 @@ def _add_benchmark(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
     p.add_argument("--json", default=None, metavar="PATH", help="write the full report as JSON")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("-q", "--quiet", action="store_true", help="only the result table")
-    p.set_defaults(func=cmd_benchmark)
 
 
 # ----------------------------------------------------------------------------- entry point
