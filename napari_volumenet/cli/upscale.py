@@ -1,0 +1,152 @@
+"""``volumenet upscale``: super-resolve NIfTI volumes, the weights chosen from the voxel sizes."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import InputError, ModelError
+from ._args import add_run_options, pad_value_arg, run_options, scale_arg
+from ._common import PROG, TileBars, say, scale_suffix, shape_text
+from ._files import collect_inputs, plan_outputs, resolve_weights, run_batch
+
+EPILOG = """\
+examples:
+  # one file in, one file out: the bundled weights chosen from the voxel sizes
+  volumenet upscale scan.nii.gz -o scan_sr.nii.gz
+  # a folder (or several files) in, a folder out: out/<name>_x2.nii.gz, <name>_x1x1x4.nii.gz, ...
+  volumenet upscale scans/ -o upscaled/
+  # your own weights; CT on the GPU in bf16, 64-voxel tiles, replace existing outputs
+  volumenet upscale ct.nii.gz -o ct_x2.nii.gz --weights runs/ct/best.pt --modality ct \\
+      --device cuda --precision bf16 --tile 64 --overwrite
+  # 4 mm slices along array axis 2 made 1 mm, whole volume at once, no progress output
+  volumenet upscale t1_axial.nii.gz -o t1_1mm.nii.gz --scale 1,1,4 --tile 0 --quiet
+
+Without --weights or --scale the voxel sizes choose: a scan whose slice axis is >= 1.5x coarser than
+the other two gets the bundled through-plane weights for the nearest factor, any other scan the
+isotropic x2 default (--modality ct: the CT weights). Outputs are float32 NIfTI with the voxel size
+divided by the scale and the same physical extent, the provenance in the header description, and a
+JSON sidecar (model, weights sha256, the choice and why, normalisation, tiling, time).
+"""
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``volumenet upscale`` to ``p``."""
+    p.add_argument("inputs", nargs="+", metavar="IN", help="NIfTI file(s) (.nii, .nii.gz) or folder(s) of them")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output file (one input file) or folder (several inputs or a folder)")
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="expected network (volumenet, parallelnet, ...); the weights must be for it")
+    p.add_argument("--weights", default=None, metavar="PATH_OR_NAME",
+                   help="weights file (.pt) or bundled weights name; default: the bundled default weights")
+    p.add_argument("--modality", choices=["mri", "ct"], default=None,
+                   help="modality of the input; must match the weights (default: that of the weights)")
+    p.add_argument("--scale", type=scale_arg, default=None, metavar="S",
+                   help="choose the bundled weights by factor: 2 (isotropic) or one axis's factor such as 1,1,4 "
+                        "(through-plane along that array axis); default: from the voxel sizes (a slice axis ≥ 1.5× "
+                        "coarser than the others gets through-plane weights, other scans isotropic ×2)")
+    p.add_argument("--pad-value", type=pad_value_arg, default="auto", metavar="HU",
+                   help="CT padding outside the scanner's field of view (e.g. -3024): shown to the network as "
+                   "air and written back; auto (default) detects a constant below -1024 HU in CT, none turns it off")
+    add_run_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary lines")
+
+
+def _header_zooms(path: Path) -> tuple[float, ...]:
+    """Voxel sizes from the header alone (``()`` when it cannot be read: the read itself then says why)."""
+    import nibabel
+
+    try:
+        return tuple(float(z) for z in nibabel.load(str(path)).header.get_zooms()[:3])
+    except Exception:  # noqa: BLE001 - any unreadable file is reported by read_volume later, with its reason
+        return ()
+
+
+class _WeightsCache:
+    """Each weights file loaded and hashed once for a batch (files may need different weights)."""
+
+    def __init__(self, model: str | None, modality: str | None) -> None:
+        self.model, self.modality, self.loaded = model, modality, {}
+
+    def __call__(self, path: Path) -> tuple[Any, dict[str, Any], str]:
+        from ..io import sha256_file
+        from ..weights import load_weights
+
+        if path not in self.loaded:
+            model, meta = load_weights(path, model=self.model, modality=self.modality)
+            self.loaded[path] = (model, meta, sha256_file(path))
+        return self.loaded[path]
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from ..models import list_models
+    from ..slices import choose
+
+    if args.model is not None and args.model not in list_models():
+        raise ModelError(f"unknown model {args.model!r}; choose one of {', '.join(list_models())}")
+    if args.weights and args.scale is not None:
+        raise InputError("--weights sets the scale; leave out --scale")
+    inputs = collect_inputs(args.inputs, f"{PROG} upscale", args.quiet)
+    cache = _WeightsCache(args.model, args.modality)
+    weights = resolve_weights(args.weights) if args.weights else None
+    network_scale = tuple(cache(weights)[0].scale) if weights is not None else None
+    modality = args.modality or (str(cache(weights)[1]["modality"]) if weights is not None else "mri")
+    choices = {src: choose(_header_zooms(src), modality=modality, scale=args.scale, weights=weights,
+                           network_scale=network_scale, model=args.model) for src in inputs}
+    for choice in {c.weights for c in choices.values()}:
+        cache(choice)  # every weights file checked before any work
+    jobs = plan_outputs(args.inputs, inputs, args.output, lambda src: f"_{scale_suffix(choices[src].scale)}",
+                        args.overwrite)
+    with TileBars(disable=args.quiet) as bars:
+        run_batch(jobs, lambda src, dst: _upscale_one(args, src, dst, choices[src], cache, bars))
+    return 0
+
+
+def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, choice: Any, cache: _WeightsCache,
+                 bars: TileBars) -> None:
+    """Upscale one volume file by the evaluation protocol and write it with its sidecar (see :func:`cmd_upscale`)."""
+    from ..errors import ModalityWarning
+    from ..evaluation import upscale_with
+    from ..inference import drive, through_plane_axes
+    from ..io import provenance_description, read_volume, sr_affine, write_volume
+    from ..ops.normalize import modality_mismatch
+
+    model, meta, sha = cache(choice.weights)
+    modality, model_name = str(meta["modality"]), str(meta["model"])
+    volume = read_volume(src)
+    mismatch = modality_mismatch(volume.data, modality)
+    if mismatch is not None:
+        warnings.warn(f"{src}: {mismatch}", ModalityWarning, stacklevel=2)
+    axes = None if choice.slice_axis is None else through_plane_axes(choice.slice_axis)
+    done = drive(upscale_with(volume.data, model, modality=modality, options=run_options(args), axes=axes,
+                            pad_value=args.pad_value), lambda d, t, _n=src.name: bars(_n, d, t))
+    bars.close()
+    sidecar = _upscale_sidecar(src, dst, volume.data.shape, done, choice, model, meta, sha)
+    description = provenance_description(model_name, choice.scale, sha, __version__)
+    write_volume(dst, done.data, sr_affine(volume.affine, choice.scale), volume.header, overwrite=args.overwrite,
+                 description=description, sidecar=sidecar)
+    tiles = f"{done.plan.tiles} tile{'s' if done.plan.tiles != 1 else ''}"
+    say(args.quiet, f"{src} → {dst}  ({shape_text(volume.data.shape)} → {shape_text(done.data.shape)}, "
+                    f"{done.seconds:.1f} s, {done.plan.device} {done.plan.precision}, {tiles}; {choice.reason})")
+
+
+def _upscale_sidecar(src: Path, dst: Path, shape: Sequence[int], done: Any, choice: Any, model: Any,
+                     meta: dict[str, Any], sha: str) -> dict[str, Any]:
+    """The JSON sidecar of one upscaled volume: input, output, network, weights, choice, plan, time."""
+    from ..models import count_parameters
+
+    return {
+        "tool": f"{PROG} upscale", "version": __version__, "input": str(src), "output": str(dst),
+        "input_shape": list(shape), "output_shape": list(done.data.shape), "model": str(meta["model"]),
+        "model_kwargs": meta.get("model_kwargs", {}), "params": count_parameters(model),
+        "weights": str(choice.weights), "weights_sha256": sha, "weights_version": meta.get("version"),
+        "scale": list(choice.scale), "network_scale": list(choice.network_scale), "slice_axis": choice.slice_axis,
+        "choice": choice.reason, "modality": str(meta["modality"]), "pad_value": done.pad_value,
+        "normalization": None if done.normalization is None else done.normalization.to_dict(),
+        "plan": done.plan.to_dict(), "seconds": done.seconds,
+    }
