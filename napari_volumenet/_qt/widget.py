@@ -2,17 +2,18 @@
 
 Everything it computes comes from :func:`napari_volumenet._pipeline.run_steps` (run in a
 ``thread_worker``: per-tile progress, cancel at the next tile boundary), from
-:mod:`napari_volumenet._comparison` (layer choice, grid layout, metric rows, crops) and from
+:mod:`napari_volumenet._comparison` (layer choice, grid layout, metric rows, crops), from
+:mod:`napari_volumenet._result_layers` (the layers of a result, with their grids and provenance) and from
 :mod:`napari_volumenet._view` (the displayed slice and the region in voxel indices); this module
 only reads the viewer into plain values, collects the user's choices, adds the resulting layers
-with the right geometry and shows tables and crops.
+and shows tables and crops.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,6 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import __version__
 from .._comparison import (
     Crop, LayerInfo, choose_layers, comparison_rows, crops, grid_order, grid_shape, metric_rows, same_layer,
 )
@@ -37,8 +37,8 @@ from .._geometry import METADATA_KEY, LayerGeometry, inverse_ornt
 from ..io import affine_zooms
 from ..slices import bundled_name, choose
 from ..inference import RunOptions
-from .._pipeline import (MIN_STEPS, UNTRAINED, ModelSpec, Output, RunRequest, RunResult, Step, describe_plan,
-                         run_steps)
+from .._pipeline import MIN_STEPS, UNTRAINED, ModelSpec, RunRequest, RunResult, Step, describe_plan, run_steps
+from .._result_layers import NewLayer, RunContext, result_layers
 from .._view import LayerFrame, Region, last_rectangle, onto_slice, slice_index, sliced_axis, view_regions
 from ..errors import InputError, VolumeNetError
 from ..inference import PRECISIONS, resolve_device
@@ -60,7 +60,6 @@ ISOTROPIC = "×2 isotropic (the paper's)"
 THICK = "thick slices ×{}"
 THICK_FACTORS = (2, 3, 4)
 REGION_LAYER = "SR region"
-DIFF_COLORMAP = "magma"
 PLUGIN = "napari-volumenet"
 WIDGET_NAME = "VolumeNet super-resolution"
 """The dock widget's display name in napari.yaml."""
@@ -100,21 +99,6 @@ def _guarded(steps: Generator[Step, None, RunResult]) -> Generator[Step, None, R
         return Failure("Out of memory: choose a smaller tile size or another device.")
     except Exception as error:  # noqa: BLE001 - shown to the user, the widget stays usable
         return Failure(f"Unexpected error ({type(error).__name__}): {error}")
-
-
-@dataclass
-class RunContext:
-    """What a run was started with (the layers are looked up again when it returns)."""
-
-    input_name: str
-    geometry: LayerGeometry
-    mode: str
-    gt_name: str | None
-    comparison: bool
-    window: tuple[float, float]
-    choice: str | None = None
-    """Why these weights (the voxel-size rule, :mod:`napari_volumenet.slices`), shown with the result."""
-    started: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -724,56 +708,24 @@ class SuperResolutionWidget(QWidget):
             self.progress.setValue(0)
 
     # ------------------------------------------------------------------ showing results
-    def _put_layer(self, data: np.ndarray, kwargs: dict[str, Any]) -> Image:
+    def _put_layer(self, new: NewLayer) -> Image:
         """Add an image layer, replacing one of the same name made by an earlier run."""
-        name = kwargs["name"]
-        if name in self.viewer.layers:
-            old = self.viewer.layers[name]
+        if new.name in self.viewer.layers:
+            old = self.viewer.layers[new.name]
             if isinstance(old.metadata, dict) and old.metadata.get(METADATA_KEY, {}).get("made_by") == "widget":
                 self.viewer.layers.remove(old)
-        return self.viewer.add_image(data, **kwargs)
+        return self.viewer.add_image(new.data, **new.kwargs)
 
     def _show_result(self, context: RunContext, result: RunResult) -> None:
-        """Add the layers of a run: [simulated LR], tricubic, SR…, then the difference maps (hidden).
-
-        Layer names are short (``tricubic``, ``SR <weights>``, ``|SR <weights> − GT|``); a new run
-        replaces the layers of the same name that an earlier run made.
-        """
-        from ..io import lr_affine, sr_affine
-
-        geometry = context.geometry
-        scale = result.scale
-        suffix = f"×{scale[0]}" if len(set(scale)) == 1 else "×(" + ",".join(map(str, scale)) + ")"
-        lr_name = context.input_name
-        if result.mode == "simulate":
-            lr_geometry = geometry.replace(lr_affine(geometry.affine, scale), role="lr", made_by="widget",
-                                           scale=scale)
-            lr_name = f"LR {suffix} (simulated from {context.input_name})"
-            lr_stored_shape = lr_geometry.stored(result.lr).shape
-            self._put_layer(result.lr, {"name": lr_name, "colormap": "gray", "contrast_limits": context.window,
-                                        **lr_geometry.layer_kwargs(lr_stored_shape)})
-            base_affine = lr_geometry.affine
-        else:
-            base_affine = geometry.affine
-        hr_affine = sr_affine(base_affine, scale)
-        hr_shape = tuple(n * s for n, s in zip(geometry.stored(result.lr).shape, scale))
-        ordered = sorted((o for o in result.outputs if not o.untrained), key=lambda o: o.kind != "tricubic")
-        outputs: dict[str, Image] = {}
-        for out in ordered:
-            extra = self._provenance(out, context, result)
-            kwargs = geometry.replace(hr_affine, role=out.kind, made_by="widget", **extra).layer_kwargs(hr_shape)
-            outputs[out.label] = self._put_layer(out.data, {
-                "name": out.label, "colormap": "gray", "contrast_limits": context.window, **kwargs})
-        self.diff_layers = []
-        for out in ordered:
-            if out.difference is None:
-                continue
-            kwargs = geometry.replace(hr_affine, role="difference", made_by="widget", of=out.label,
-                                      description=f"|{out.label} - GT|"[:80]).layer_kwargs(hr_shape)
-            self.diff_layers.append(self._put_layer(out.difference, {
-                "name": f"|{out.label} − GT|", "colormap": DIFF_COLORMAP, "contrast_limits": result.diff_limits,
-                "visible": _grid(self.viewer).enabled, **kwargs}))
-        self.shown = Shown(result, context, outputs, lr_name,
+        """Add the layers of a run (:func:`~.._result_layers.result_layers`): [simulated LR], tricubic, SR…,
+        then the difference maps (hidden unless side by side); a new run replaces the layers of the same
+        name that an earlier run made."""
+        layers = result_layers(context, result, differences_visible=_grid(self.viewer).enabled)
+        if layers.lr is not None:
+            self._put_layer(layers.lr)
+        outputs = {new.name: self._put_layer(new) for new in layers.outputs}
+        self.diff_layers = [self._put_layer(new) for new in layers.differences]
+        self.shown = Shown(result, context, outputs, layers.lr_name,
                            context.input_name if result.mode == "simulate" else context.gt_name)
         if context.comparison:
             self._fill_comparison(result)
@@ -784,40 +736,6 @@ class SuperResolutionWidget(QWidget):
         if result.modality_warning:
             show_warning(f"Input layer: {result.modality_warning}.")
         self.refresh_live()
-
-    @staticmethod
-    def _provenance(out: Output, context: RunContext, result: RunResult) -> dict[str, Any]:
-        from ..io import provenance_description, sha256_file
-
-        scale = list(result.scale)
-        sha = sha256_file(out.weights) if out.weights is not None else None
-        if out.kind == "tricubic":
-            description = f"napari-volumenet {__version__} tricubic x{'x'.join(map(str, scale))}"
-        elif sha is not None:
-            description = provenance_description(str(out.model_config.get("name")), tuple(scale), sha, __version__)
-        else:
-            description = f"napari-volumenet {__version__} {out.model_config.get('name')} untrained (random weights)"
-        sidecar = {
-            "tool": "napari-volumenet widget",
-            "version": __version__,
-            "input_layer": context.input_name,
-            "input": context.geometry.extra.get("path"),
-            "mode": result.mode,
-            "output": out.label,
-            "model": out.model_config.get("name"),
-            "model_config": out.model_config,
-            "params": out.params,
-            "weights": None if out.weights is None else str(out.weights),
-            "weights_sha256": sha,
-            "untrained": out.untrained,
-            "scale": scale,
-            "choice": context.choice,
-            "modality": result.modality,
-            "normalization": out.normalization,
-            "plan": out.plan.to_dict(),
-            "seconds": out.seconds,
-        }
-        return {"description": description[:80], "sidecar": sidecar, "output": out.label}
 
     def _fill_comparison(self, result: RunResult) -> None:
         self.comparison_rows = comparison_rows(result, UNTRAINED)
