@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._comparison import (
-    Crop, LayerInfo, choose_layers, comparison_rows, crops, grid_order, grid_shape, metric_rows, same_layer,
+    Crop, LayerInfo, choose_layers, comparison_rows, crops, grid_order, metric_rows, same_layer,
 )
 from .._geometry import METADATA_KEY, LayerGeometry, inverse_ornt
 from ..io import affine_zooms
@@ -46,6 +46,7 @@ from ..models import list_models
 from ..weights import list_bundled
 from .compare import ModelList
 from .crops import CropsPanel
+from .grid import SideBySide
 from .tables import (
     COMPARISON_COLUMNS, COMPARISON_HEADERS, METRIC_COLUMNS, METRIC_CSV_COLUMNS, METRIC_HEADERS, fill_table,
     fit_rows, make_table, write_csv,
@@ -75,12 +76,6 @@ class Failure:
     """What the worker returns instead of a result when something went wrong."""
 
     message: str
-
-
-def _grid(viewer):
-    """The viewer's grid settings (``viewer.canvas.grid`` since napari 0.9, ``viewer.grid`` before)."""
-    canvas = getattr(viewer, "canvas", None)
-    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
 
 
 def _frame(layer: Any) -> LayerFrame:
@@ -155,8 +150,7 @@ class SuperResolutionWidget(QWidget):
         self.diff_layers: list[Image] = []
         self._input_fixed = False
         self._truth_fixed = False
-        self._overlay_state: list[tuple[str, bool]] | None = None
-        """Layer order and visibility before Side by side, restored after it."""
+        self.side_by_side = SideBySide(self.viewer)
         self._build()
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -720,7 +714,7 @@ class SuperResolutionWidget(QWidget):
         """Add the layers of a run (:func:`~.._result_layers.result_layers`): [simulated LR], tricubic, SR…,
         then the difference maps (hidden unless side by side); a new run replaces the layers of the same
         name that an earlier run made."""
-        layers = result_layers(context, result, differences_visible=_grid(self.viewer).enabled)
+        layers = result_layers(context, result, differences_visible=self.side_by_side.enabled)
         if layers.lr is not None:
             self._put_layer(layers.lr)
         outputs = {new.name: self._put_layer(new) for new in layers.outputs}
@@ -729,8 +723,8 @@ class SuperResolutionWidget(QWidget):
                            context.input_name if result.mode == "simulate" else context.gt_name)
         if context.comparison:
             self._fill_comparison(result)
-        if _grid(self.viewer).enabled:
-            self._arrange_grid()
+        if self.side_by_side.enabled:
+            self.side_by_side.arrange(self.grid_layers())
         if result.gt_cropped:
             show_warning("The ground truth was cropped at the end of its stored axes to a multiple of the scale.")
         if result.modality_warning:
@@ -827,56 +821,9 @@ class SuperResolutionWidget(QWidget):
         order = grid_order(shown.gt_name, list(shown.outputs), shown.lr_name, diffs)
         return [name for name in order if name in self.viewer.layers]
 
-    def _move_to_front(self, names: list[str]) -> None:
-        """Put ``names`` first in the layer list, in this order (the grid fills its cells in list order)."""
-        layers = self.viewer.layers
-        for target, name in enumerate(names):
-            index = layers.index(layers[name])
-            if index != target:
-                layers.move(index, target)
-
-    def _arrange_grid(self) -> None:
-        """Only the last run's comparison layers, labelled, one per cell, in :meth:`grid_layers` order."""
-        names = self.grid_layers()
-        if not names:
-            return
-        self._move_to_front(names)
-        for layer in self.viewer.layers:
-            layer.visible = layer.name in names
-            layer.name_overlay.visible = layer.name in names
-        first = self.viewer.layers[names[0]]
-        displayed = list(self.viewer.dims.displayed)
-        extent = np.asarray(first.extent.world, dtype=float)[:, displayed]
-        image = (extent[1, 1] - extent[0, 1], extent[1, 0] - extent[0, 0])
-        height, width = self.viewer.canvas.size
-        grid = _grid(self.viewer)
-        grid.stride = 1
-        grid.shape = grid_shape(len(names), (float(width), float(height)), image)
-
-    def _restore_overlay(self) -> None:
-        """Back from the grid: the layer order and visibility from before it; difference maps hidden."""
-        state = dict(self._overlay_state or [])
-        before = [name for name, _ in self._overlay_state or [] if name in self.viewer.layers]
-        self._move_to_front(before)
-        for layer in self.viewer.layers:
-            layer.name_overlay.visible = False
-            if layer.name in state:
-                layer.visible = state[layer.name]
-            elif layer in self.diff_layers:
-                layer.visible = False
-        self._overlay_state = None
-
     def set_grid(self, on: bool) -> None:
-        """Side by side (napari grid mode, see :meth:`_arrange_grid`) or back to the overlay."""
-        grid = _grid(self.viewer)
-        if on and self._overlay_state is None:
-            self._overlay_state = [(layer.name, bool(layer.visible)) for layer in self.viewer.layers]
-        if on:
-            self._arrange_grid()
-        elif self._overlay_state is not None:
-            self._restore_overlay()
-        grid.enabled = bool(on)
-        self.viewer.reset_view()
+        """Side by side (napari grid mode: the last run's layers in :meth:`grid_layers` order) or the overlay."""
+        self.side_by_side.set(on, self.grid_layers(), hidden_after=self.diff_layers)
         if self.grid_button.isChecked() != bool(on):
             self.grid_button.setChecked(bool(on))
 

@@ -16,7 +16,8 @@ from qtpy.QtCore import Qt, QTimer
 
 from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeometry
 from napari_volumenet._qt.tables import format_value, table_text
-from napari_volumenet._qt.widget import COMPARE_TAB, SuperResolutionWidget, _grid
+from napari_volumenet._qt.grid import viewer_grid
+from napari_volumenet._qt.widget import COMPARE_TAB, SuperResolutionWidget
 from napari_volumenet.io import napari_scale_translate, sr_affine
 from napari_volumenet.models import create_model
 from napari_volumenet.ops.metrics import compute_metrics
@@ -136,7 +137,7 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
 
     # one click: side by side; and the canvas is not blank
     qtbot.mouseClick(widget.grid_button, Qt.LeftButton)
-    assert _grid(viewer).enabled and all(layer.visible for layer in diffs) and not region.visible
+    assert viewer_grid(viewer).enabled and all(layer.visible for layer in diffs) and not region.visible
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.ndim == 3 and float(np.std(shot[..., :3])) > 0
 
@@ -367,7 +368,7 @@ def test_widget_first_then_sample_picks_lr_as_input(make_napari_viewer, qtbot):
 
 
 def _cells(viewer):
-    grid, layers = _grid(viewer), viewer.layers
+    grid, layers = viewer_grid(viewer), viewer.layers
     return {layer.name: grid.position(layers.index(layer), layers) for layer in layers}
 
 
@@ -379,7 +380,7 @@ def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtb
     _click_and_wait(qtbot, widget, widget.run_button)
     widget.set_grid(True)
     expected = [hr.name, "tricubic", "SR w", lr.name, "|tricubic − GT|", "|SR w − GT|"]
-    rows, columns = _grid(viewer).shape
+    rows, columns = viewer_grid(viewer).shape
     assert rows * columns >= len(expected) > (rows - 1) * columns  # no empty row
     cells = _cells(viewer)
     assert [cells[name][0] * columns + cells[name][1] for name in expected] == list(range(len(expected)))
