@@ -132,6 +132,19 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
     return target
 
 
+def save_torch_atomic(payload: Any, target: str | Path) -> Path:
+    """``torch.save(payload)`` to ``target`` atomically; a failed write is one :func:`write_failure` error."""
+    import torch
+
+    target = Path(target)
+    try:
+        with atomic_path(target) as temp:
+            torch.save(payload, temp)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as a RuntimeError
+        raise write_failure(target, error) from None
+    return target
+
+
 def write_failure(path: str | Path, error: BaseException) -> OutputError:
     """One clear :class:`OutputError` for a failed write to ``path`` (a full disk, a read-only folder...).
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from napari_volumenet.atomic import atomic_path, write_json_atomic
+from napari_volumenet.atomic import atomic_path, save_torch_atomic, write_json_atomic
 
 if TYPE_CHECKING:
     from torch import nn
@@ -145,19 +145,7 @@ class RunFolder:
                          extra=extra)
         save_weights(self.path / "last.pt", network, modality=modality, training=training,
                      val_psnr=val_psnr if math.isfinite(val_psnr) else None, extra=extra)
-        _torch_save_atomic(resume, self.path / "resume.pt")
-
-
-def _torch_save_atomic(payload: dict[str, Any], path: Path) -> None:
-    import torch
-
-    from napari_volumenet.atomic import write_failure
-
-    try:
-        with atomic_path(path) as temp:
-            torch.save(payload, temp)
-    except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as a RuntimeError
-        raise write_failure(path, error) from None
+        save_torch_atomic(resume, self.path / "resume.pt")
 
 
 def _step_of(row: dict[str, str]) -> float:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..atomic import atomic_path, write_failure
+from ..atomic import save_torch_atomic
 from ..errors import ModelError, WeightsError
 from ..models import SuperResolutionNet, create_model
 from ..ops.normalize import MODALITIES
@@ -72,13 +72,7 @@ def save_weights(
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": json.loads(json.dumps(metadata)),  # plain types only, so weights_only loading works
     }
-    path = Path(path)
-    try:
-        with atomic_path(path) as temp:
-            torch.save(payload, temp)
-    except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as a RuntimeError
-        raise write_failure(path, error) from None
-    return path
+    return save_torch_atomic(payload, path)
 
 
 def read_weights_file(path: str | Path) -> dict[str, Any]:
