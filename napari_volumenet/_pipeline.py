@@ -1,7 +1,7 @@
 """What the napari widget runs, as a plain generator (no Qt, no napari).
 
-:func:`run_steps` loads the networks, simulates the LR volume when asked (:class:`RunRequest` ``mode="simulate"``),
-upscales with tricubic interpolation and with each network through
+:func:`run_steps` does what a :class:`RunRequest` asks: it loads the networks, simulates the LR volume
+(``mode="simulate"``), upscales with tricubic interpolation and with each network through
 :func:`napari_volumenet.inference.upscale_steps` (the same tiled inference as ``volumenet
 upscale``), and compares every output with the ground truth through
 :func:`napari_volumenet.ops.metrics.compute_metrics`. It yields a :class:`Step` after every tile

@@ -61,8 +61,9 @@ class SideBySide:
     def _restore(self, hidden_after: list[Any]) -> None:
         """The layer order and visibility from before the grid; layers made since then (not in
         ``hidden_after``) keep theirs."""
-        state = dict(self._overlay or [])
-        self._move_to_front([name for name, _ in self._overlay or [] if name in self.viewer.layers])
+        before = self._overlay or []
+        state = dict(before)
+        self._move_to_front([name for name, _ in before if name in self.viewer.layers])
         for layer in self.viewer.layers:
             layer.name_overlay.visible = False
             if layer.name in state:
