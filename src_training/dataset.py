@@ -27,12 +27,14 @@ foreground position with probability ``1 − BACKGROUND_KEEP`` and a uniformly r
 otherwise, so the network still sees some empty background (and learns to keep it empty).
 
 Augmentation (same transform on LR and HR): a flip of every axis with probability 1/2; a random
-permutation of the axes only when the scale, the patch and the voxels are isotropic (voxel sizes
-within :data:`ISOTROPY_TOLERANCE`); an intensity factor uniform in ``1 ± INTENSITY_JITTER``.
+permutation of the axes among those that share their scale factor, patch size and voxel size (within
+:data:`ISOTROPY_TOLERANCE`): all three for isotropic ×s, the two in-plane axes of thick slices; an
+intensity factor uniform in ``1 ± INTENSITY_JITTER``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -185,12 +187,6 @@ class VolumePair:
         # FOREGROUND_LEVEL of the normalised range, in the volume's units
         self.foreground_level = self.normalization.low + FOREGROUND_LEVEL * self.normalization.width
 
-    @property
-    def isotropic(self) -> bool:
-        """Voxel sizes within :data:`ISOTROPY_TOLERANCE` of each other."""
-        sizes = [abs(v) for v in self.voxel_size]
-        return min(sizes) > 0 and max(sizes) <= ISOTROPY_TOLERANCE * min(sizes)
-
     def describe(self) -> dict:
         """JSON-safe summary for ``config.json``."""
         return {
@@ -204,6 +200,16 @@ class VolumePair:
             **({"slice_axis": self.slice_axis} if self.slice_axis is not None else {}),
             "normalization": self.normalization.to_dict(),
         }
+
+
+def allowed_permutations(scale: Scale, patch: Scale, voxel_size: Sequence[float]) -> list[tuple[int, int, int]]:
+    """The axis orders that move each axis only onto one of equal scale factor, patch size and voxel size
+    (within :data:`ISOTROPY_TOLERANCE`); the identity first."""
+    def same(a: int, b: int) -> bool:
+        small, large = sorted((abs(voxel_size[a]), abs(voxel_size[b])))
+        return scale[a] == scale[b] and patch[a] == patch[b] and 0 < small and large <= ISOTROPY_TOLERANCE * small
+
+    return [p for p in itertools.permutations(range(3)) if all(same(a, p[a]) for a in range(3))]
 
 
 def hr_patch_shape(patch: Scale, scale: Scale) -> Scale:
@@ -451,7 +457,7 @@ class PatchDataset(Dataset):
         if masked.sum() <= 0:  # every weighted group is empty: fall back to uniform over volumes
             masked = np.array([len(self.members[g]) for g in range(n_groups)], dtype=float)
         self.group_probability = masked / masked.sum()
-        self.can_permute = len(set(self.scale)) == 1 and len(set(self.patch)) == 1
+        self.permutations = [allowed_permutations(self.scale, self.patch, pair.voxel_size) for pair in self.pairs]
         self.grids = [tuple(n - p + 1 for n, p in zip(pair.lr.shape, self.patch)) for pair in self.pairs]
         self.foreground = [
             foreground_corners(pair, self.patch, self.scale) if skip_background else np.empty(0, np.int64)
@@ -495,8 +501,9 @@ class PatchDataset(Dataset):
             if axes:
                 lr_patch = np.flip(lr_patch, axis=axes)
                 hr_patch = np.flip(hr_patch, axis=axes)
-            if self.can_permute and pair.isotropic:
-                permutation = tuple(int(a) for a in rng.permutation(3))  # type: ignore[assignment]
+            choices = self.permutations[volume]
+            if len(choices) > 1:
+                permutation = choices[int(rng.integers(len(choices)))]
                 lr_patch = lr_patch.transpose(permutation)
                 hr_patch = hr_patch.transpose(permutation)
             intensity = float(rng.uniform(1 - INTENSITY_JITTER, 1 + INTENSITY_JITTER))

@@ -1,5 +1,6 @@
 """Training data: subjects and split, degradation cache, aligned patches, background skipping, augmentation."""
 
+import itertools
 from pathlib import Path
 
 import nibabel as nib
@@ -15,6 +16,7 @@ from src_training.dataset import (
     DataFile,
     IndexRange,
     PatchDataset,
+    allowed_permutations,
     find_files,
     load_pair,
     parse_group_weights,
@@ -110,7 +112,7 @@ def test_pair_is_cropped_degraded_and_normalised_on_lr(tmp_path):
     np.testing.assert_array_equal(pair.hr, data[:40, :40, :42])
     np.testing.assert_array_equal(pair.lr, degrade(data[:40, :40, :42], S))
     assert pair.normalization.high == pytest.approx(np.percentile(pair.lr, 99.9))  # what `upscale` sees
-    assert len(pair.sha256) == 64 and pair.isotropic
+    assert len(pair.sha256) == 64 and len(allowed_permutations(S, P, pair.voxel_size)) == 6
 
 
 def test_disk_cache_round_trip(tmp_path, volume_file):
@@ -180,16 +182,20 @@ def test_augmentation_transforms_lr_and_hr_alike(pair):
     assert seen_flip and seen_perm
 
 
-def test_no_axis_permutation_for_anisotropic_voxels_or_scale(tmp_path):
-    thick = load_pair(save(tmp_path / "thick.nii.gz", blobs(), zooms=(1.0, 1.0, 2.5)), scale=S, modality="mri",
+def test_axes_are_permuted_only_onto_axes_of_equal_scale_patch_and_voxel_size(tmp_path):
+    assert allowed_permutations((2, 2, 2), (8, 8, 8), (1.0, 1.0, 1.05)) == list(itertools.permutations(range(3)))
+    assert allowed_permutations((1, 1, 4), (32, 32, 12), (1.0, 1.0, 1.0)) == [(0, 1, 2), (1, 0, 2)]
+    assert allowed_permutations((1, 1, 4), (32, 16, 12), (1.0, 1.0, 1.0)) == [(0, 1, 2)]
+    assert allowed_permutations((2, 2, 2), (8, 8, 8), (0.9, 0.9, 1.2)) == [(0, 1, 2), (1, 0, 2)]
+    thick = load_pair(save(tmp_path / "thick.nii.gz", blobs(), zooms=(1.0, 2.5, 2.5)), scale=S, modality="mri",
                       patch=P)
-    assert not thick.isotropic
     dataset = PatchDataset([thick], patch=P, scale=S, skip_background=False)
-    assert all(dataset.sample(k).permutation == (0, 1, 2) for k in range(20))
+    assert {dataset.sample(k).permutation for k in range(30)} == {(0, 1, 2), (0, 2, 1)}
     through_plane = load_pair(save(tmp_path / "iso.nii.gz", blobs()), scale=(1, 1, 2), modality="mri", patch=P)
     dataset = PatchDataset([through_plane], patch=P, scale=(1, 1, 2), skip_background=False)
-    samples = [dataset.sample(k) for k in range(20)]
-    assert all(s.permutation == (0, 1, 2) and s.hr.shape == (8, 8, 16) for s in samples)
+    samples = [dataset.sample(k) for k in range(30)]
+    assert {s.permutation for s in samples} == {(0, 1, 2), (1, 0, 2)}
+    assert all(s.hr.shape == (8, 8, 16) for s in samples)
 
 
 def test_background_is_skipped_most_of_the_time(tmp_path):
