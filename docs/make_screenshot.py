@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance()
     viewer.open_sample("napari-volumenet", "mni152_t1")
     _, widget = viewer.window.add_plugin_dock_widget("napari-volumenet", "VolumeNet super-resolution")
-    widget.set_weights_file(weights)
+    widget.model_tab.set_weights_file(weights)
     widget.device_combo.setCurrentText(args.device)
 
     start = time.perf_counter()
@@ -75,14 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Run → result: {seconds:.2f} s ({widget.status.text()})")
 
     viewer.dims.set_current_step(0, 60)  # an axial slice through the lateral ventricles
-    region = widget.start_region()
+    region = widget.results.start_region()
     z = viewer.dims.point[0]
     corners = [(z, -22.0, -30.0), (z, -22.0, 2.0), (z, 6.0, 2.0), (z, 6.0, -30.0)]  # world (mm)
     region.add_rectangles(np.array([region.world_to_data(c) for c in corners]))
     region.mode = "pan_zoom"
-    widget.refresh_live()
-    widget.set_grid(True)
-    viewer.layers.selection.active = viewer.layers[widget.shown.result.outputs[-1].label]
+    widget.results.refresh_live()
+    widget.results.set_grid(True)
+    viewer.layers.selection.active = viewer.layers[widget.results.shown.result.outputs[-1].label]
     for _ in range(20):
         app.processEvents()
     for note in viewer.window._qt_window.findChildren(NapariQtNotification):

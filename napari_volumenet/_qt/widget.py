@@ -2,11 +2,10 @@
 
 Everything it computes comes from :func:`napari_volumenet._pipeline.run_steps` (run in a
 ``thread_worker``: per-tile progress, cancel at the next tile boundary), from
-:mod:`napari_volumenet._comparison` (layer choice, grid layout, metric rows, crops), from
-:mod:`napari_volumenet._result_layers` (the layers of a result, with their grids and provenance) and from
-:mod:`napari_volumenet._view` (the displayed slice and the region in voxel indices); this module
-only reads the viewer into plain values, collects the user's choices, adds the resulting layers
-and shows tables and crops.
+:mod:`napari_volumenet._comparison` (layer choice, comparison rows) and from
+:mod:`napari_volumenet._result_layers` (the layers of a result, with their grids and provenance); this
+module collects the user's choices (inputs here, the network in :mod:`.model_tab`), runs them and adds the
+resulting layers, whose live metrics and crops :mod:`.results` shows.
 """
 
 from __future__ import annotations
@@ -20,55 +19,36 @@ from typing import Any
 
 import numpy as np
 import torch
-from napari.layers import Image, Shapes
+from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import (
-    QButtonGroup, QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-    QProgressBar, QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSpinBox, QStyle, QTabWidget, QVBoxLayout,
-    QWidget,
+    QButtonGroup, QComboBox, QDockWidget, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
+    QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSpinBox, QStyle, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from .._comparison import (
-    Crop, LayerInfo, choose_layers, comparison_rows, crops, grid_order, metric_rows, same_layer,
-)
+from .._comparison import LayerInfo, choose_layers, comparison_rows, same_layer
 from .._geometry import METADATA_KEY, LayerGeometry, inverse_ornt
-from ..io import affine_zooms
-from ..slices import bundled_name, choose
-from ..inference import RunOptions
-from .._pipeline import MIN_STEPS, UNTRAINED, ModelSpec, RunRequest, RunResult, Step, describe_plan, run_steps
+from .._pipeline import MIN_STEPS, UNTRAINED, RunRequest, RunResult, Step, describe_plan, run_steps
 from .._result_layers import NewLayer, RunContext, result_layers
-from .._view import LayerFrame, Region, last_rectangle, onto_slice, slice_index, sliced_axis, view_regions
 from ..errors import InputError, VolumeNetError
-from ..inference import PRECISIONS, resolve_device
-from ..models import list_models
-from ..weights import list_bundled
+from ..inference import PRECISIONS, RunOptions, resolve_device
+from .combos import LayerCombo
 from .compare import ModelList
-from .crops import CropsPanel
-from .grid import SideBySide
-from .tables import (
-    COMPARISON_COLUMNS, COMPARISON_HEADERS, METRIC_COLUMNS, METRIC_CSV_COLUMNS, METRIC_HEADERS, fill_table,
-    fit_rows, make_table, write_csv,
-)
+from .model_tab import ModelTab
+from .results import NONE, ResultsPanel, Shown, layer_named, save_dialog
+from .tables import COMPARISON_COLUMNS, COMPARISON_HEADERS, fill_table, make_table, write_csv
 
-NONE = "(none)"
-ANY_MODEL = "any (from the weights file)"
-CUSTOM = "Custom weights file…"
-AUTO_MODALITY = "auto (from the weights)"
-AUTO_WEIGHTS = "auto (from the voxel sizes)"
 ISOTROPIC = "×2 isotropic (the paper's)"
 THICK = "thick slices ×{}"
 THICK_FACTORS = (2, 3, 4)
-REGION_LAYER = "SR region"
 PLUGIN = "napari-volumenet"
 WIDGET_NAME = "VolumeNet super-resolution"
 """The dock widget's display name in napari.yaml."""
 COMPARE_TAB = 1
 MIN_WIDTH = 430
 """Width of the dock's content (px): room for the metrics table and two columns of crops."""
-REFRESH_MS = 80
-"""Debounce of the live metrics: they are recomputed once the slider has rested this long."""
 
 
 @dataclass
@@ -76,12 +56,6 @@ class Failure:
     """What the worker returns instead of a result when something went wrong."""
 
     message: str
-
-
-def _frame(layer: Any) -> LayerFrame:
-    """Where ``layer``'s data coordinates lie in the world, and its voxel count (none for shapes)."""
-    shape = layer.data.shape if isinstance(layer, Image) else ()
-    return LayerFrame.of(layer.data_to_world, layer.ndim, shape)
 
 
 def _guarded(steps: Generator[Step, None, RunResult]) -> Generator[Step, None, RunResult | Failure]:
@@ -94,29 +68,6 @@ def _guarded(steps: Generator[Step, None, RunResult]) -> Generator[Step, None, R
         return Failure("Out of memory: choose a smaller tile size or another device.")
     except Exception as error:  # noqa: BLE001 - shown to the user, the widget stays usable
         return Failure(f"Unexpected error ({type(error).__name__}): {error}")
-
-
-@dataclass
-class Shown:
-    """The layers of the last finished run, for the live metrics and the crops."""
-
-    result: RunResult
-    context: RunContext
-    outputs: dict[str, Image]
-    lr_name: str
-    gt_name: str | None
-
-
-class LayerCombo(QComboBox):
-    """A combo box of layer names that refreshes itself when opened."""
-
-    def __init__(self, refresh: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._refresh = refresh
-
-    def showPopup(self) -> None:  # noqa: N802 - Qt API
-        self._refresh()
-        super().showPopup()
 
 
 class FittingTabs(QTabWidget):
@@ -143,19 +94,11 @@ class SuperResolutionWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.worker: Any = None
-        self.shown: Shown | None = None
-        self.metric_rows: list[dict[str, Any]] = []
         self.comparison_rows: list[dict[str, Any]] = []
         self.last_timing: dict[str, float] = {}
-        self.diff_layers: list[Image] = []
         self._input_fixed = False
         self._truth_fixed = False
-        self.side_by_side = SideBySide(self.viewer)
         self._build()
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(REFRESH_MS)
-        self._refresh_timer.timeout.connect(self.refresh_live)
         self._connect_viewer()
         self.refresh_layer_choices()
         self._update_badge_preview()
@@ -177,7 +120,8 @@ class SuperResolutionWidget(QWidget):
         layout.addWidget(self._build_inputs())
         self.tabs = FittingTabs()
         self.tabs.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
-        self.tabs.addTab(self._build_model_tab(), "Model")
+        self.model_tab = ModelTab()
+        self.tabs.addTab(self.model_tab, "Model")
         self.tabs.addTab(self._build_compare_tab(), "Compare blocks")
         self.tabs.addTab(self._build_device_tab(), "Device")
         self.tabs.currentChanged.connect(self._fit_tab)
@@ -190,7 +134,8 @@ class SuperResolutionWidget(QWidget):
         self.status = QLabel("Choose an input layer and a weights file, then Run.")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
-        layout.addWidget(self._build_results())
+        self.results = ResultsPanel(self.viewer, self._region_reference)
+        layout.addWidget(self.results)
         layout.addStretch(1)
         self._fit_tab(0)
 
@@ -259,47 +204,8 @@ class SuperResolutionWidget(QWidget):
         run_row.addStretch(1)
         return run_row
 
-    def _build_results(self) -> QGroupBox:
-        results = QGroupBox("Results")
-        results.setToolTip("PSNR (and its gain over tricubic) and SSIM against the ground truth, on the 0–255 "
-                           "scale of its range (the paper's protocol); region and slice rows follow the rectangle "
-                           "and the slider. The CSV adds RMSE and PSNR-fg.")
-        rlayout = QVBoxLayout(results)
-        buttons = QHBoxLayout()
-        self.grid_button = QPushButton("Side by side")
-        self.grid_button.setToolTip("napari grid mode, one labelled view each: GT, tricubic, SR…, LR, then the "
-                                    "difference maps")
-        self.grid_button.setCheckable(True)
-        self.grid_button.toggled.connect(self.set_grid)
-        self.csv_button = QPushButton("Table CSV…")
-        self.csv_button.clicked.connect(self._export_metrics_dialog)
-        self.png_button = QPushButton("Crops PNG…")
-        self.png_button.clicked.connect(self._export_png_dialog)
-        for button in (self.grid_button, self.csv_button, self.png_button):
-            buttons.addWidget(button)
-        rlayout.addLayout(buttons)
-        region_row = QHBoxLayout()
-        self.region_combo = self._combo("Shapes layer whose last rectangle is the region (it follows the slider)")
-        self.draw_button = QPushButton("Draw")
-        self.draw_button.setToolTip("Add a Shapes layer and start drawing a rectangle")
-        self.draw_button.clicked.connect(self.start_region)
-        region_row.addWidget(QLabel("Region"))
-        region_row.addWidget(self.region_combo, 1)
-        region_row.addWidget(self.draw_button)
-        rlayout.addLayout(region_row)
-        self.metrics_table = make_table(METRIC_HEADERS)
-        fit_rows(self.metrics_table)
-        rlayout.addWidget(self.metrics_table)
-        self.crops = CropsPanel()
-        rlayout.addWidget(self.crops)
-        return results
-
     def _combo(self, tooltip: str) -> LayerCombo:
-        combo = LayerCombo(self.refresh_layer_choices)
-        combo.setToolTip(tooltip)
-        combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(14)
-        return combo
+        return LayerCombo(self.refresh_layer_choices, tooltip)
 
     def _build_device_tab(self) -> QWidget:
         tab = QWidget()
@@ -328,38 +234,6 @@ class SuperResolutionWidget(QWidget):
     def _fit_tab(self, index: int) -> None:
         """Size the tab widget to the current tab only (the Compare tab is much taller)."""
         self.tabs.updateGeometry()
-
-    def _build_model_tab(self) -> QWidget:
-        tab = QWidget()
-        form = QFormLayout(tab)
-        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        self.model_combo = QComboBox()
-        self.model_combo.addItems([ANY_MODEL, *[m for m in list_models() if m != "tricubic"]])
-        self.model_combo.setToolTip("The network the weights must hold (checked when they are loaded)")
-        self.model_combo.currentTextChanged.connect(self._fill_weights)
-        form.addRow("Model", self.model_combo)
-        self.weights_combo = QComboBox()
-        self.weights_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.weights_combo.setMinimumContentsLength(16)
-        self.weights_combo.currentTextChanged.connect(self._weights_choice_changed)
-        form.addRow("Weights", self.weights_combo)
-        file_row = QHBoxLayout()
-        self.weights_edit = QLineEdit()
-        self.weights_edit.setPlaceholderText("path/to/weights.pt (written by volumenet-train)")
-        self.weights_browse = QPushButton("…")
-        self.weights_browse.clicked.connect(self._browse_weights)
-        file_row.addWidget(self.weights_edit)
-        file_row.addWidget(self.weights_browse)
-        form.addRow("File", file_row)
-        self.modality_combo = QComboBox()
-        self.modality_combo.addItems([AUTO_MODALITY, "mri", "ct"])
-        self.modality_combo.setToolTip("Intensity normalisation; by default the one the weights were trained with")
-        form.addRow("Modality", self.modality_combo)
-        self.tricubic_check = QCheckBox("Add the tricubic interpolation")
-        self.tricubic_check.setChecked(True)
-        form.addRow("", self.tricubic_check)
-        self._fill_weights()
-        return tab
 
     def _build_compare_tab(self) -> QWidget:
         tab = QWidget()
@@ -394,40 +268,6 @@ class SuperResolutionWidget(QWidget):
         return devices
 
     # ------------------------------------------------------------------ choices
-    def _fill_weights(self, *_: Any) -> None:
-        model = self.model_combo.currentText()
-        current = self.weights_combo.currentText()
-        self.weights_combo.blockSignals(True)
-        self.weights_combo.clear()
-        self.weights_combo.addItem(AUTO_WEIGHTS, AUTO_WEIGHTS)
-        self.weights_combo.setItemData(0, "The bundled default weights for the scan: through-plane weights when "
-                                          "one axis is ≥ 1.5× coarser than the others, else isotropic ×2",
-                                       Qt.ToolTipRole)
-        for w in list_bundled():
-            if model in (ANY_MODEL, w.model):
-                self.weights_combo.addItem(w.name, w.name)
-                self.weights_combo.setItemData(self.weights_combo.count() - 1, w.description, Qt.ToolTipRole)
-        self.weights_combo.addItem(CUSTOM, None)
-        index = self.weights_combo.findText(current)
-        self.weights_combo.setCurrentIndex(max(index, 0))
-        self.weights_combo.blockSignals(False)
-        self._weights_choice_changed()
-
-    def _weights_choice_changed(self, *_: Any) -> None:
-        custom = self.weights_combo.currentData() is None
-        self.weights_edit.setEnabled(custom)
-        self.weights_browse.setEnabled(custom)
-
-    def _browse_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Weights file", "", "Weights (*.pt *.pth);;All files (*)")
-        if path:
-            self.weights_edit.setText(path)
-
-    def set_weights_file(self, path: str | Path) -> None:
-        """Use a custom weights file (what the File field and its … button do)."""
-        self.weights_combo.setCurrentIndex(self.weights_combo.findText(CUSTOM))
-        self.weights_edit.setText(str(path))
-
     def _simulate_choice_changed(self, *_: Any) -> None:
         simulate = self.mode_simulate.isChecked()
         self.degrade_combo.setEnabled(simulate)
@@ -440,32 +280,6 @@ class SuperResolutionWidget(QWidget):
         view_axis = self.slice_axis_combo.currentIndex()
         stored_axis = int(inverse_ornt(geometry.ornt)[view_axis][0])
         return stored_axis, THICK_FACTORS[self.degrade_combo.currentIndex() - 1]
-
-    def _single_specs(self, geometry: LayerGeometry, thick: tuple[int, int] | None
-                      ) -> tuple[list[ModelSpec], int | None, str | None]:
-        """The Model tab's network, the stored slice axis for through-plane weights, and why (auto weights)."""
-        model = self.model_combo.currentText()
-        model = None if model == ANY_MODEL else model
-        name = self.weights_combo.currentData()
-        modality = self.modality_combo.currentText()
-        modality = "mri" if modality == AUTO_MODALITY else modality
-        if name == AUTO_WEIGHTS:
-            scale = None if thick is None else (1, 1, thick[1])
-            if self.mode_simulate.isChecked() and thick is None:
-                scale = 2
-            choice = choose(affine_zooms(geometry.affine), modality=modality, scale=scale, model=model)
-            label = f"SR {bundled_name(choice.weights)}"
-            return [ModelSpec(label, choice.weights, model)], choice.slice_axis if thick is None else None, choice.reason
-        if name is not None:
-            bundled = {w.name: w for w in list_bundled()}[name]
-            path, label = bundled.path, f"SR {bundled.name}"
-        else:
-            text = self.weights_edit.text().strip()
-            if not text:
-                raise InputError("Weights: choose a weights file (File ▸ …) or the automatic choice.")
-            path = Path(text).expanduser()
-            label = f"SR {path.stem}"
-        return [ModelSpec(label, path, model)], None, None
 
     def _image_layers(self) -> list[Image]:
         return [lyr for lyr in self.viewer.layers
@@ -495,27 +309,12 @@ class SuperResolutionWidget(QWidget):
             active=None if active is None else active.name)
         self._input_fixed &= input_name == self.input_combo.currentText()
         self._truth_fixed &= (truth_name or NONE) == (truth or NONE)
-        self._set_items(self.input_combo, names, input_name or "")
-        self._set_items(self.gt_combo, [NONE, *names], truth_name or NONE)
-        shapes = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Shapes)]
-        current_region = self.region_combo.currentText()
-        if current_region not in shapes:
-            current_region = shapes[-1] if shapes else NONE
-        self._set_items(self.region_combo, [NONE, *shapes], current_region)
-
-    @staticmethod
-    def _set_items(combo: QComboBox, items: list[str], current: str) -> None:
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItems(items)
-        if current in items:
-            combo.setCurrentIndex(items.index(current))
-        combo.blockSignals(False)
+        self.input_combo.set_items(names, input_name or "")
+        self.gt_combo.set_items([NONE, *names], truth_name or NONE)
+        self.results.refresh_regions()
 
     def _layer(self, name: str | None) -> Image | None:
-        if not name or name == NONE or name not in self.viewer.layers:
-            return None
-        return self.viewer.layers[name]
+        return layer_named(self.viewer, name)
 
     def open_volumes(self, paths: list[str]) -> list[Image]:
         """Open files with this plugin's reader (napari's own reader also claims .nii.gz)."""
@@ -544,29 +343,16 @@ class SuperResolutionWidget(QWidget):
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layers_changed)
         layers.events.removed.connect(self._on_layers_changed)
-        self.viewer.dims.events.current_step.connect(self.follow_slice)
-        self.viewer.dims.events.current_step.connect(self._schedule_refresh)
-        self.viewer.dims.events.ndisplay.connect(self._schedule_refresh)
-        self.viewer.dims.events.order.connect(self._schedule_refresh)
         for layer in layers:
-            self._watch_layer(layer)
+            layer.events.name.connect(self.refresh_layer_choices)
 
     def _on_layers_changed(self, event: Any = None) -> None:
         layer = getattr(event, "value", None)
         if layer is not None and getattr(event, "type", "") == "inserted":
-            self._watch_layer(layer)
+            layer.events.name.connect(self.refresh_layer_choices)
+            self.results.watch(layer)
         self.refresh_layer_choices()
-        self._schedule_refresh()
-
-    def _watch_layer(self, layer: Any) -> None:
-        layer.events.name.connect(self.refresh_layer_choices)
-        if isinstance(layer, Shapes):
-            layer.events.data.connect(self._schedule_refresh)
-            layer.events.set_data.connect(self._schedule_refresh)
-
-    def _schedule_refresh(self, *_: Any) -> None:
-        if self.shown is not None:
-            self._refresh_timer.start()
+        self.results.schedule_refresh()
 
     # ------------------------------------------------------------------ running
     def run(self) -> None:
@@ -614,18 +400,17 @@ class SuperResolutionWidget(QWidget):
             if thick is not None:
                 raise InputError("Compare blocks: the block networks are ×2 isotropic; choose Simulate ×2 isotropic.")
         else:
-            specs, slice_axis, reason = self._single_specs(geometry, thick)
-        modality = self.modality_combo.currentText()
+            specs, slice_axis, reason = self.model_tab.specs(geometry, thick, mode == "simulate")
         tile = self.tile_spin.value()
         scale = None
         if all(spec.untrained for spec in specs):  # untrained only: ×2 in the input's stored axes
             scale = 2
         request = RunRequest(
             mode, ground_truth=None if gt_layer is None else np.asarray(gt_layer.data), ornt=geometry.ornt,
-            modality=None if modality == AUTO_MODALITY else modality, scale=scale,
+            modality=self.model_tab.modality(), scale=scale,
             options=RunOptions(device=self.device_combo.currentText(), precision=self.precision_combo.currentText(),
                                tile=None if tile < 0 else tile),
-            tricubic=comparison or self.tricubic_check.isChecked(), min_steps=MIN_STEPS, thick_slices=thick,
+            tricubic=comparison or self.model_tab.tricubic_check.isChecked(), min_steps=MIN_STEPS, thick_slices=thick,
             slice_axis=slice_axis,
         )
         steps = run_steps(np.asarray(source.data), specs, request)
@@ -714,150 +499,35 @@ class SuperResolutionWidget(QWidget):
         """Add the layers of a run (:func:`~.._result_layers.result_layers`): [simulated LR], tricubic, SR…,
         then the difference maps (hidden unless side by side); a new run replaces the layers of the same
         name that an earlier run made."""
-        layers = result_layers(context, result, differences_visible=self.side_by_side.enabled)
+        layers = result_layers(context, result, differences_visible=self.results.side_by_side.enabled)
         if layers.lr is not None:
             self._put_layer(layers.lr)
         outputs = {new.name: self._put_layer(new) for new in layers.outputs}
-        self.diff_layers = [self._put_layer(new) for new in layers.differences]
-        self.shown = Shown(result, context, outputs, layers.lr_name,
-                           context.input_name if result.mode == "simulate" else context.gt_name)
+        differences = [self._put_layer(new) for new in layers.differences]
         if context.comparison:
             self._fill_comparison(result)
-        if self.side_by_side.enabled:
-            self.side_by_side.arrange(self.grid_layers())
         if result.gt_cropped:
             show_warning("The ground truth was cropped at the end of its stored axes to a multiple of the scale.")
         if result.modality_warning:
             show_warning(f"Input layer: {result.modality_warning}.")
-        self.refresh_live()
+        gt_name = context.input_name if result.mode == "simulate" else context.gt_name
+        self.results.show_run(Shown(result, context, outputs, layers.lr_name, gt_name), differences)
 
     def _fill_comparison(self, result: RunResult) -> None:
         self.comparison_rows = comparison_rows(result, UNTRAINED)
         fill_table(self.comparison_table, self.comparison_rows, COMPARISON_COLUMNS)
 
-    # ------------------------------------------------------------------ live metrics and crops
-    def _sliced_axis(self) -> int | None:
-        """The axis the slider moves along (2D view of a 3D world), else ``None``."""
-        return sliced_axis(self.viewer.dims.ndisplay, self.viewer.dims.not_displayed)
-
-    def _region_layer(self) -> Shapes | None:
-        layer = self._layer(self.region_combo.currentText())
-        return layer if isinstance(layer, Shapes) and len(layer.data) else None
-
-    def _regions(self, shown: Shown, reference: Image, axis: int) -> tuple[Region | None, Region | None]:
-        """(HR region, LR region) of the region layer's last rectangle (:func:`~.._view.view_regions`)."""
-        layer = self._region_layer()
-        if layer is None or layer.ndim != self.viewer.dims.ndim:
-            return None, None
-        corners = _frame(layer).to_world(last_rectangle(layer.data, layer.shape_type))
-        lr_layer = self._layer(shown.lr_name)
-        lr = None if lr_layer is None else _frame(lr_layer)
-        return view_regions(corners, axis, _frame(reference), lr, shown.result.view_scale)
-
-    def _looked_at(self, shown: Shown, labels: list[str]
-                   ) -> tuple[tuple[int, int] | None, Region | None, Region | None]:
-        """(axis, index) of the displayed slice in the HR grid, then the (HR, LR) regions on it; ``None``: not shown."""
-        axis = self._sliced_axis()
-        if not labels or axis is None:
-            return None, None, None
-        reference = shown.outputs[labels[0]]
-        where = axis, slice_index(_frame(reference), self.viewer.dims.point, axis)
-        return (where, *self._regions(shown, reference, axis))
-
-    def refresh_live(self) -> None:
-        """Recompute the metrics table (region, current slice, volume) and the crops."""
-        shown = self.shown
-        rows: list[dict[str, Any]] = []
-        crop_list: list[Crop] = []
-        if shown is not None:
-            labels = [label for label, lyr in shown.outputs.items() if lyr in self.viewer.layers]
-            where, region, lr_region = self._looked_at(shown, labels)
-            rows = metric_rows(shown.result, labels, where, region)
-            if where is not None and region is not None:
-                crop_list = crops(shown.result, labels, where, region, lr_region)
-        self.metric_rows = rows
-        fill_table(self.metrics_table, rows, METRIC_COLUMNS)
-        fit_rows(self.metrics_table)
-        if crop_list:
-            self.crops.set_crops(crop_list, shown.context.window if shown else (0.0, 1.0))
-        else:
-            self.crops.clear()
-
-    def follow_slice(self, *_: Any) -> None:
-        """Move the region's rectangle to the displayed slice, so that it stays in view while the slider moves."""
-        layer = self._region_layer()
-        axis = self._sliced_axis()
-        if layer is None or axis is None or layer.ndim != self.viewer.dims.ndim:
-            return
-        moved = onto_slice(layer.data, _frame(layer), self.viewer.dims.point, axis)
-        if moved is not None:
-            layer.data = moved
-
-    # ------------------------------------------------------------------ region, grid, exports
-    def start_region(self) -> Shapes:
-        """Add (or reuse) the region Shapes layer and switch it to rectangle drawing.
-
-        The layer takes the grid of the ground truth (else the input), so that every slice the slider
-        shows lies on one of its integer planes: napari draws a shape only within half a plane of it.
-        """
-        layer = self._layer(REGION_LAYER)
-        if not isinstance(layer, Shapes):
-            reference = self._layer(self.gt_combo.currentText()) or self._layer(self.input_combo.currentText())
-            grid = {} if reference is None else {"scale": reference.scale, "translate": reference.translate}
-            layer = self.viewer.add_shapes(ndim=3, name=REGION_LAYER, edge_color="yellow", face_color="transparent",
-                                           edge_width=1.0, **grid)
-        self.viewer.layers.selection.active = layer
-        layer.mode = "add_rectangle"
-        self.refresh_layer_choices()
-        self.region_combo.setCurrentText(layer.name)
-        return layer
-
-    def grid_layers(self) -> list[str]:
-        """The layers of the last run in grid order: GT, tricubic, SR…, LR, then the difference maps."""
-        shown = self.shown
-        if shown is None:
-            return []
-        diffs = [lyr.name for lyr in self.diff_layers]
-        order = grid_order(shown.gt_name, list(shown.outputs), shown.lr_name, diffs)
-        return [name for name in order if name in self.viewer.layers]
-
-    def set_grid(self, on: bool) -> None:
-        """Side by side (napari grid mode: the last run's layers in :meth:`grid_layers` order) or the overlay."""
-        self.side_by_side.set(on, self.grid_layers(), hidden_after=self.diff_layers)
-        if self.grid_button.isChecked() != bool(on):
-            self.grid_button.setChecked(bool(on))
-
-    def export_metrics_csv(self, path: str | Path) -> Path:
-        """Write the metrics table (full precision) to ``path``."""
-        return write_csv(path, self.metric_rows, METRIC_CSV_COLUMNS)
+    # ------------------------------------------------------------------ region and exports
+    def _region_reference(self) -> Image | None:
+        """The layer whose grid a new region layer takes: the ground truth, else the input."""
+        return self._layer(self.gt_combo.currentText()) or self._layer(self.input_combo.currentText())
 
     def export_comparison_csv(self, path: str | Path) -> Path:
         """Write the comparison table (full precision) to ``path``."""
         return write_csv(path, self.comparison_rows, COMPARISON_COLUMNS)
 
-    def export_crops_png(self, path: str | Path) -> Path:
-        """Write the magnified crops (with their titles) to ``path``."""
-        return self.crops.save_png(path)
-
-    def _save_dialog(self, title: str, filter_: str, action: Any) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, title, "", filter_)
-        if not path:
-            return
-        try:
-            written = action(path)
-        except (OSError, ValueError) as error:
-            show_error(str(error))
-            return
-        show_info(f"Wrote {written}")
-
-    def _export_metrics_dialog(self) -> None:
-        self._save_dialog("Export metrics", "CSV (*.csv)", self.export_metrics_csv)
-
     def _export_comparison_dialog(self) -> None:
-        self._save_dialog("Export comparison", "CSV (*.csv)", self.export_comparison_csv)
-
-    def _export_png_dialog(self) -> None:
-        self._save_dialog("Export crops", "PNG (*.png)", self.export_crops_png)
+        save_dialog(self, "Export comparison", "CSV (*.csv)", self.export_comparison_csv)
 
 
 class ComparisonEntry(QWidget):

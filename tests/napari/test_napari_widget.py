@@ -65,7 +65,7 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
     viewer, widget, hr, lr = phantom
     assert widget.input_combo.currentText() == lr.name  # the sample's pair is picked up
     assert widget.gt_combo.currentText() == hr.name
-    widget.set_weights_file(tiny_weights)
+    widget.model_tab.set_weights_file(tiny_weights)
     _click_and_wait(qtbot, widget, widget.run_button)
     assert "Done" in widget.status.text()
     assert widget.badge.text().startswith("cpu · fp32 · ")
@@ -101,14 +101,14 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
 
     # the metrics table: whole volume and current slice, equal to compute_metrics
     gt = np.asarray(hr.data)
-    rows = {(r["output"], r["scope"]): r for r in widget.metric_rows}
+    rows = {(r["output"], r["scope"]): r for r in widget.results.metric_rows}
     expected = compute_metrics(gt, sr.data)
     assert {k: rows[("SR w", "volume")][k] for k in expected} == expected
     k = int(round(sr.world_to_data(viewer.dims.point)[0]))
     rng = (float(gt.min()), float(gt.max()))
     expected_slice = compute_metrics(gt[k], sr.data[k], value_range=rng)
     assert {m: rows[("SR w", f"slice {k}")][m] for m in expected_slice} == expected_slice
-    text = table_text(widget.metrics_table)
+    text = table_text(widget.results.metrics_table)
     gain = expected["psnr"] - rows[("tricubic", "volume")]["psnr"]
     assert ["SR w", "volume", format_value("psnr", expected["psnr"]), format_value("gain", gain),
             format_value("ssim", expected["ssim"])] in text
@@ -117,26 +117,26 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
     viewer.dims.set_current_step(0, 10)
     k2 = int(round(sr.world_to_data(viewer.dims.point)[0]))
     assert k2 != k
-    qtbot.waitUntil(lambda: ("SR w", f"slice {k2}") in {(r["output"], r["scope"]) for r in widget.metric_rows},
+    qtbot.waitUntil(lambda: ("SR w", f"slice {k2}") in {(r["output"], r["scope"]) for r in widget.results.metric_rows},
                     timeout=5000)
 
     # a rectangle gives region metrics and magnified crops of GT, LR, tricubic and SR
-    region = widget.start_region()
+    region = widget.results.start_region()
     _draw_rectangle(viewer, region)
-    qtbot.waitUntil(lambda: len(widget.crops.crops) == 4, timeout=5000)
-    assert [c.title for c in widget.crops.crops] == ["GT", "LR", "tricubic", "SR w"]
-    gt_crop, lr_crop = widget.crops.crops[0], widget.crops.crops[1]
+    qtbot.waitUntil(lambda: len(widget.results.crops.crops) == 4, timeout=5000)
+    assert [c.title for c in widget.results.crops.crops] == ["GT", "LR", "tricubic", "SR w"]
+    gt_crop, lr_crop = widget.results.crops.crops[0], widget.results.crops.crops[1]
     assert gt_crop.data.shape == tuple(2 * n for n in lr_crop.data.shape)
     assert lr_crop.magnification == tuple(2 * m for m in gt_crop.magnification)
-    assert any(r["scope"].startswith("region") for r in widget.metric_rows)
-    png = widget.export_crops_png(tmp_path / "crops.png")
+    assert any(r["scope"].startswith("region") for r in widget.results.metric_rows)
+    png = widget.results.export_crops_png(tmp_path / "crops.png")
     assert png.stat().st_size > 0
-    path = widget.export_metrics_csv(tmp_path / "metrics.csv")
+    path = widget.results.export_metrics_csv(tmp_path / "metrics.csv")
     with path.open() as handle:
-        assert len(list(csv.DictReader(handle))) == len(widget.metric_rows)
+        assert len(list(csv.DictReader(handle))) == len(widget.results.metric_rows)
 
     # one click: side by side; and the canvas is not blank
-    qtbot.mouseClick(widget.grid_button, Qt.LeftButton)
+    qtbot.mouseClick(widget.results.grid_button, Qt.LeftButton)
     assert viewer_grid(viewer).enabled and all(layer.visible for layer in diffs) and not region.visible
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.ndim == 3 and float(np.std(shot[..., :3])) > 0
@@ -144,8 +144,8 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
 
 def test_gui_keeps_processing_events_during_run(phantom, qtbot, tiny_weights):
     viewer, widget, hr, lr = phantom
-    widget.set_weights_file(tiny_weights)
-    widget.tricubic_check.setChecked(False)
+    widget.model_tab.set_weights_file(tiny_weights)
+    widget.model_tab.tricubic_check.setChecked(False)
     widget.tile_spin.setValue(12)  # 64 tiles: the run takes a while
     ticks = {"during_run": 0}
 
@@ -170,7 +170,7 @@ def test_gui_keeps_processing_events_during_run(phantom, qtbot, tiny_weights):
 
 def test_cancel_adds_nothing_and_the_widget_stays_usable(phantom, qtbot, tiny_weights):
     viewer, widget, hr, lr = phantom
-    widget.set_weights_file(tiny_weights)
+    widget.model_tab.set_weights_file(tiny_weights)
     widget.tile_spin.setValue(3)  # thousands of tiles
     names = {layer.name for layer in viewer.layers}
     widget.run()
@@ -190,7 +190,7 @@ def test_bad_weights_give_a_notification(phantom, qtbot, tmp_path):
     viewer, widget, hr, lr = phantom
     bad = tmp_path / "broken.pt"
     bad.write_text("not a weights file")
-    widget.set_weights_file(bad)
+    widget.model_tab.set_weights_file(bad)
     before = _record_count()
     names = {layer.name for layer in viewer.layers}
     _click_and_wait(qtbot, widget, widget.run_button)
@@ -199,7 +199,7 @@ def test_bad_weights_give_a_notification(phantom, qtbot, tmp_path):
     assert {layer.name for layer in viewer.layers} == names
     assert widget.run_button.isEnabled()
     # no weights at all: told at once, nothing starts
-    widget.set_weights_file("")
+    widget.model_tab.set_weights_file("")
     before = _record_count()
     widget.run()
     assert widget.worker is None and _errors_since(before)
@@ -209,7 +209,7 @@ def test_simulate_mode_degrades_the_hr_input(phantom, qtbot, tiny_weights):
     viewer, widget, hr, lr = phantom
     widget.input_combo.setCurrentText(hr.name)
     widget.mode_simulate.setChecked(True)
-    widget.set_weights_file(tiny_weights)
+    widget.model_tab.set_weights_file(tiny_weights)
     _click_and_wait(qtbot, widget, widget.run_button)
     simulated = viewer.layers[f"LR ×2 (simulated from {hr.name})"]
     np.testing.assert_allclose(simulated.data, lr.data, atol=1e-5)  # the sample's LR is degrade(HR) too
@@ -218,7 +218,7 @@ def test_simulate_mode_degrades_the_hr_input(phantom, qtbot, tiny_weights):
     sr = viewer.layers["SR w"]
     np.testing.assert_allclose(sr.scale, hr.scale)
     np.testing.assert_allclose(sr.translate, hr.translate, atol=1e-9)
-    volume = {r["output"]: r for r in widget.metric_rows if r["scope"] == "volume"}
+    volume = {r["output"]: r for r in widget.results.metric_rows if r["scope"] == "volume"}
     assert volume["SR w"]["psnr"] == compute_metrics(np.asarray(hr.data), sr.data)["psnr"]
 
 
@@ -253,7 +253,7 @@ def test_block_comparison_table(make_napari_viewer, qtbot, tiny_weights, tmp_pat
 
 
 def test_bundled_weights_are_listed(make_napari_viewer, monkeypatch, tiny_weights):
-    from napari_volumenet._qt import widget as widget_module
+    from napari_volumenet._qt import model_tab as model_tab_module
     from napari_volumenet.weights import BundledWeights
 
     class Bundled(BundledWeights):
@@ -262,21 +262,21 @@ def test_bundled_weights_are_listed(make_napari_viewer, monkeypatch, tiny_weight
             return tiny_weights
 
     bundled = Bundled("volumenet-mri-x2", "w.pt", "volumenet", "mri", (2, 2, 2), "tiny test weights", True)
-    monkeypatch.setattr(widget_module, "list_bundled", lambda: [bundled])
+    monkeypatch.setattr(model_tab_module, "list_bundled", lambda: [bundled])
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    assert widget.weights_combo.currentText() == widget_module.AUTO_WEIGHTS
-    assert widget.weights_combo.itemText(1).startswith("volumenet-mri-x2")
-    assert not widget.weights_edit.isEnabled()  # the custom file is only for "Custom weights file…"
-    widget.weights_combo.setCurrentIndex(1)
+    assert widget.model_tab.weights_combo.currentText() == model_tab_module.AUTO_WEIGHTS
+    assert widget.model_tab.weights_combo.itemText(1).startswith("volumenet-mri-x2")
+    assert not widget.model_tab.weights_edit.isEnabled()  # the custom file is only for "Custom weights file…"
+    widget.model_tab.weights_combo.setCurrentIndex(1)
     geometry = LayerGeometry.from_affine(np.eye(4))
-    [spec], slice_axis, reason = widget._single_specs(geometry, None)
+    [spec], slice_axis, reason = widget.model_tab.specs(geometry, None, False)
     assert spec.weights == tiny_weights and spec.label == "SR volumenet-mri-x2"
     assert slice_axis is None and reason is None
-    widget.model_combo.setCurrentText("srcnn3d")  # filtered by model: only the automatic and custom entries
-    assert widget.weights_combo.count() == 2
-    widget.weights_combo.setCurrentIndex(1)
-    assert widget.weights_edit.isEnabled()
+    widget.model_tab.model_combo.setCurrentText("srcnn3d")  # filtered by model: only the automatic and custom entries
+    assert widget.model_tab.weights_combo.count() == 2
+    widget.model_tab.weights_combo.setCurrentIndex(1)
+    assert widget.model_tab.weights_edit.isEnabled()
 
 
 @pytest.fixture
@@ -284,7 +284,7 @@ def through_plane(monkeypatch, tiny_weights, tmp_path):
     """Bundled ×2 isotropic (tiny) and ×4 through-plane (tiny, random) MRI weights."""
     from napari_volumenet import slices as slices_module
     from napari_volumenet import weights as weights_module
-    from napari_volumenet._qt import widget as widget_module
+    from napari_volumenet._qt import model_tab as model_tab_module
     from napari_volumenet.weights import BundledWeights
 
     torch.manual_seed(0)
@@ -298,7 +298,7 @@ def through_plane(monkeypatch, tiny_weights, tmp_path):
 
     bundled = [Bundled("iso-x2", "w.pt", "volumenet", "mri", (2, 2, 2), "tiny", True),
                Bundled("slices-x4", "t4.pt", "volumenet", "mri", (1, 1, 4), "tiny through-plane", True)]
-    for module in (widget_module, slices_module, weights_module):
+    for module in (model_tab_module, slices_module, weights_module):
         monkeypatch.setattr(module, "list_bundled", lambda: bundled)
     return thick
 
@@ -311,7 +311,7 @@ def test_auto_weights_follow_the_voxel_sizes(make_napari_viewer, qtbot, through_
     rng = np.random.default_rng(0)
     affine = np.diag([1.0, 4.0, 1.0, 1.0])  # thick along stored axis 1
     geometry = LayerGeometry.from_affine(affine)
-    [spec], slice_axis, reason = widget._single_specs(geometry, None)
+    [spec], slice_axis, reason = widget.model_tab.specs(geometry, None, False)
     assert spec.weights == through_plane and slice_axis == 1 and "through-plane ×4" in reason
     image = viewer.add_image(rng.random(view_shape((16, 6, 12), geometry.ornt)).astype(np.float32) * 100 + 10,
                              name="thick", **geometry.layer_kwargs((16, 6, 12)))
@@ -344,7 +344,7 @@ def test_simulate_thick_slices(phantom, qtbot, through_plane):
                                             for a, n in enumerate(hr_stored.shape))], stored_axis, 4)
     np.testing.assert_allclose(geometry.stored(np.asarray(simulated.data)), expected, rtol=1e-5, atol=1e-4)
     assert "SR slices-x4" in [layer.name for layer in viewer.layers]
-    volume = {r["output"]: r for r in widget.metric_rows if r["scope"] == "volume"}
+    volume = {r["output"]: r for r in widget.results.metric_rows if r["scope"] == "volume"}
     assert set(volume) >= {"tricubic", "SR slices-x4"}
 
 
@@ -374,11 +374,11 @@ def _cells(viewer):
 
 def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtbot, tiny_weights, tmp_path):
     viewer, widget, hr, lr = phantom
-    region = widget.start_region()  # a helper layer: it stays out of the grid
+    region = widget.results.start_region()  # a helper layer: it stays out of the grid
     region.mode = "pan_zoom"
-    widget.set_weights_file(tiny_weights)
+    widget.model_tab.set_weights_file(tiny_weights)
     _click_and_wait(qtbot, widget, widget.run_button)
-    widget.set_grid(True)
+    widget.results.set_grid(True)
     expected = [hr.name, "tricubic", "SR w", lr.name, "|tricubic − GT|", "|SR w − GT|"]
     rows, columns = viewer_grid(viewer).shape
     assert rows * columns >= len(expected) > (rows - 1) * columns  # no empty row
@@ -389,14 +389,14 @@ def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtb
     # a later run is laid out again: its own layers only, in the same order
     other = tmp_path / "v.pt"
     other.write_bytes(tiny_weights.read_bytes())
-    widget.set_weights_file(other)
+    widget.model_tab.set_weights_file(other)
     _click_and_wait(qtbot, widget, widget.run_button)
     cells = _cells(viewer)
     expected = [hr.name, "tricubic", "SR v", lr.name, "|tricubic − GT|", "|SR v − GT|"]
     assert [cells[name][0] * columns + cells[name][1] for name in expected] == list(range(len(expected)))
     assert cells["SR w"] == (-1, -1) and cells["|SR w − GT|"] == (-1, -1)
     # back to the overlay: the helper layers return, the difference maps and labels go
-    widget.set_grid(False)
+    widget.results.set_grid(False)
     assert region.visible and viewer.layers["SR w"].visible
     assert not any(layer.visible for layer in viewer.layers if "GT|" in layer.name)
     assert not any(layer.name_overlay.visible for layer in viewer.layers)
@@ -404,9 +404,9 @@ def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtb
 
 def test_region_is_visible_on_another_slice_and_its_rows_come_first(phantom, qtbot, tiny_weights):
     viewer, widget, hr, lr = phantom
-    widget.set_weights_file(tiny_weights)
+    widget.model_tab.set_weights_file(tiny_weights)
     _click_and_wait(qtbot, widget, widget.run_button)
-    region = widget.start_region()
+    region = widget.results.start_region()
     z = viewer.dims.point[0]
     _draw_rectangle(viewer, region)
     region.mode = "pan_zoom"
@@ -418,22 +418,22 @@ def test_region_is_visible_on_another_slice_and_its_rows_come_first(phantom, qtb
     assert list(viewer.layers[region.name]._view_indices) == [0]  # drawn on the slice now shown
     sr = viewer.layers["SR w"]
     k = int(round(sr.world_to_data(viewer.dims.point)[0]))
-    qtbot.waitUntil(lambda: any(r["scope"] == f"slice {k}" for r in widget.metric_rows), timeout=5000)
-    rows = widget.metric_rows
+    qtbot.waitUntil(lambda: any(r["scope"] == f"slice {k}" for r in widget.results.metric_rows), timeout=5000)
+    rows = widget.results.metric_rows
     assert [r["scope"].split()[0] for r in rows[:2]] == ["region", "region"]
     sr_row = next(r for r in rows if r["output"] == "SR w")
     assert sr_row["gain"] == sr_row["psnr"] - rows[0]["psnr"]  # rows[0]: tricubic over the region
-    table = widget.metrics_table  # every row shows: the table is as tall as its rows
+    table = widget.results.metrics_table  # every row shows: the table is as tall as its rows
     needed = table.horizontalHeader().sizeHint().height() + sum(table.rowHeight(r) for r in range(len(rows)))
     assert table.rowCount() == len(rows) and table.height() >= needed
     assert table.verticalScrollBarPolicy() == Qt.ScrollBarAlwaysOff
     # a transposed view shows the same region of the same slice: the same rows and crops
-    crops = [c.data for c in widget.crops.crops]
+    crops = [c.data for c in widget.results.crops.crops]
     assert len(crops) == 4
     viewer.dims.order = (0, 2, 1)
-    widget.refresh_live()
-    assert widget.metric_rows == rows
-    assert all(np.array_equal(a.data, b) for a, b in zip(widget.crops.crops, crops, strict=True))
+    widget.results.refresh_live()
+    assert widget.results.metric_rows == rows
+    assert all(np.array_equal(a.data, b) for a, b in zip(widget.results.crops.crops, crops, strict=True))
 
 
 def test_progress_steps_and_cancel_latency_on_a_125x125x75_volume(make_napari_viewer, qtbot, tmp_path):
@@ -442,8 +442,8 @@ def test_progress_steps_and_cancel_latency_on_a_125x125x75_volume(make_napari_vi
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     viewer.add_image(np.random.default_rng(0).random((125, 125, 75), dtype=np.float32) * 1000, name="LR")
-    widget.set_weights_file(weights)
-    widget.tricubic_check.setChecked(False)
+    widget.model_tab.set_weights_file(weights)
+    widget.model_tab.tricubic_check.setChecked(False)
     names = {layer.name for layer in viewer.layers}
     steps = []
     widget.run()
