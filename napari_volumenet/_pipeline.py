@@ -288,8 +288,7 @@ def run_steps(image: np.ndarray, specs: Sequence[ModelSpec],
         yield Step("degrade", "LR simulation", 0, 1, 0, count)
     lr_stored, gt_view, gt_cropped = _lr_and_truth(stored, request.mode, request.ground_truth, ornt, s, slice_axis)
     axes = None if slice_axis is None else through_plane_axes(slice_axis)
-    outputs = yield from _run_all(lr_stored, models, s, axes, modality=modality, ornt=ornt, options=request.options,
-                                  tricubic=request.tricubic, min_steps=request.min_steps)
+    outputs = yield from _run_all(lr_stored, models, s, axes, modality=modality, ornt=ornt, request=request)
     result = RunResult(request.mode, s, view_factors(s, ornt), modality, to_view(lr_stored, ornt), gt_view, outputs,
                        gt_cropped=gt_cropped)
     if any(not spec.untrained for spec in specs):
@@ -316,12 +315,14 @@ def _lr_and_truth(stored: np.ndarray, mode: str, ground_truth: np.ndarray | None
 
 
 def _run_all(lr: np.ndarray, models: Sequence[Loaded], scale: tuple[int, int, int],
-             axes: tuple[int, int, int] | None, *, modality: str, ornt: np.ndarray, options: RunOptions,
-             tricubic: bool, min_steps: int) -> Generator[Step, None, list[Output]]:
-    """Tricubic (first, when asked) and every network on ``lr`` (stored order); outputs in view order."""
-    count = len(models) + int(tricubic)
+             axes: tuple[int, int, int] | None, *, modality: str, ornt: np.ndarray,
+             request: RunRequest) -> Generator[Step, None, list[Output]]:
+    """Tricubic (first, when ``request`` asks) and every network on ``lr`` (stored order) with the request's
+    options and tile count; outputs in view order."""
+    options = request.options
+    count = len(models) + int(request.tricubic)
     outputs: list[Output] = []
-    if tricubic:
+    if request.tricubic:
         model = create_model("tricubic", scale=scale)
         done = yield from _run_network(TRICUBIC_LABEL, model, lr, modality=modality, axes=None, index=0,
                                        count=count, plan=options.plan(lr.shape, model, precision="fp32"))
@@ -329,7 +330,7 @@ def _run_all(lr: np.ndarray, models: Sequence[Loaded], scale: tuple[int, int, in
                               model_config=dict(model.config)))
     for item in models:
         shape = lr.shape if axes is None else tuple(lr.shape[a] for a in axes)
-        plan = _network_plan(shape, item.network, options=options, min_steps=min_steps)
+        plan = _network_plan(shape, item.network, options=options, min_steps=request.min_steps)
         done = yield from _run_network(item.label, item.network, lr, modality=modality, axes=axes,
                                        index=len(outputs), count=count, plan=plan)
         outputs.append(Output(item.label, "sr", to_view(done.data, ornt), done.seconds, item.params, done.plan,
