@@ -62,7 +62,7 @@ BACKGROUND_KEEP = 0.1
 INTENSITY_JITTER = 0.1
 """Augmentation multiplies LR and HR by a factor uniform in ``[1 − j, 1 + j]``."""
 ISOTROPY_TOLERANCE = 1.1
-"""Voxels count as isotropic when the largest voxel size is at most this times the smallest."""
+"""Two axes count as having the same voxel size when the larger is at most this times the smaller."""
 
 _BIDS_SUBJECT = re.compile(r"^(sub-[A-Za-z0-9]+)")
 _IXI_SUBJECT = re.compile(r"(IXI\d+)")
