@@ -40,6 +40,7 @@ from .ops.degrade import crop_to_multiple
 from .ops.metrics import compute_metrics
 from .ops.normalize import modality_mismatch
 from .ops.scale import along_axis
+from .slices import modality_remedy
 
 MODES = ("upscale", "simulate")
 UNTRAINED = "untrained (random weights, speed only)"
@@ -292,7 +293,7 @@ def run_steps(image: np.ndarray, specs: Sequence[ModelSpec],
     result = RunResult(request.mode, s, view_factors(s, ornt), modality, to_view(lr_stored, ornt), gt_view, outputs,
                        gt_cropped=gt_cropped)
     if any(not spec.untrained for spec in specs):
-        result.modality_warning = modality_mismatch(lr_stored, modality)
+        result.modality_warning = modality_mismatch(lr_stored, modality, modality_remedy(modality, network_scale))
     if gt_view is not None:
         yield from _compare(result, count)
     return result

@@ -86,6 +86,20 @@ def through_plane_factors(modality: str, model: str | None = None) -> list[int]:
                    and w.scale[:2] == (1, 1) and w.scale[2] > 1 and (model is None or w.model == model)})
 
 
+def modality_remedy(modality: str, network_scale: Scale) -> str | None:
+    """What to do instead of running ``modality`` weights of ``network_scale`` on a scan of the other modality,
+    when the other modality has no bundled weights of that scale (``None``: its weights exist, the usual advice).
+    """
+    other = "ct" if modality == "mri" else "mri"
+    net = as_scale(network_scale)
+    if net[:2] != (1, 1) or net[2] == 1 or net[2] in through_plane_factors(other):
+        return None
+    return (f"there are no {other.upper()} through-plane weights for ×{net[2]} (bundled: "
+            f"{', '.join(f'×{f}' for f in through_plane_factors(other)) or 'none'}): --modality {other} "
+            f"--scale 2 runs the isotropic {other.upper()} ×2 weights, or train through-plane ones "
+            f"(volumenet-train --modality {other} --thick-slices {net[2]}) and pass them with --weights")
+
+
 def _named(scale: Scale) -> tuple[int | None, Scale]:
     """``--scale``: ``(slice axis, network scale)``: one factor > 1 is through-plane, all equal is isotropic."""
     if len(set(scale)) == 1:

@@ -15,7 +15,7 @@ from napari_volumenet.cli import main
 from napari_volumenet.errors import InputError, WeightsError
 from napari_volumenet.io import sr_affine
 from napari_volumenet.models import create_model
-from napari_volumenet.slices import choose, slice_axis, slice_ratio
+from napari_volumenet.slices import choose, modality_remedy, slice_axis, slice_ratio
 from napari_volumenet.weights import BundledWeights, save_weights
 
 
@@ -120,3 +120,21 @@ def test_upscale_names_what_is_bundled_when_no_weights_fit(bundled, tmp_path, ca
     stderr = capsys.readouterr().err
     assert code == 2 and len(stderr.splitlines()) == 1 and "bundled: ×2, ×4" in stderr
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_the_other_modality_is_only_advised_where_it_has_such_weights(bundled):
+    assert modality_remedy("mri", (2, 2, 2)) is None  # isotropic: CT ×2 weights exist, the usual advice
+    remedy = modality_remedy("mri", (1, 1, 4))
+    assert remedy.startswith("there are no CT through-plane weights for ×4 (bundled: none)")
+    assert "--modality ct --scale 2" in remedy and "--thick-slices 4" in remedy
+    assert modality_remedy("ct", (1, 1, 2)) is None  # MRI through-plane ×2 exists
+
+
+def test_a_thick_ct_is_not_sent_to_ct_weights_that_do_not_exist(bundled, tmp_path, capsys):
+    data = np.random.default_rng(1).uniform(-1000.0, 1500.0, (12, 10, 6)).astype(np.float32)
+    src = tmp_path / "thick_ct.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.diag([0.8, 0.8, 3.2, 1.0])), str(src))
+    code = main(["upscale", str(src), "-o", str(tmp_path / "o.nii.gz"), "--device", "cpu", "-q"])
+    stderr = capsys.readouterr().err
+    assert code == 0 and len(stderr.splitlines()) == 1
+    assert "no CT through-plane weights for ×4" in stderr and "use CT weights" not in stderr

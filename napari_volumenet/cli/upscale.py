@@ -115,11 +115,12 @@ def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, choice: Any, ca
     from ..inference import drive, through_plane_axes
     from ..io import provenance_description, read_volume, sr_affine, write_volume
     from ..ops.normalize import modality_mismatch
+    from ..slices import modality_remedy
 
     model, meta, sha = cache(choice.weights)
     modality, model_name = str(meta["modality"]), str(meta["model"])
     volume = read_volume(src)
-    mismatch = modality_mismatch(volume.data, modality)
+    mismatch = modality_mismatch(volume.data, modality, modality_remedy(modality, choice.network_scale))
     if mismatch is not None:
         warnings.warn(f"{src}: {mismatch}", ModalityWarning, stacklevel=2)
     axes = None if choice.slice_axis is None else through_plane_axes(choice.slice_axis)
