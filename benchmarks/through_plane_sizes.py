@@ -2,8 +2,8 @@
 
 The thick-slice goal (issue 14) asks the through-plane path to be no slower per HR voxel than the
 isotropic ×2 default (VolumeNet D9C32). This times the bundled sizes and the next sizes up, random
-weights, on LR volumes of the held-out 1 mm head's HR size (192×114×188 voxels after upscaling, slice axis last), interleaved in
-one process (each round runs every network once; the best round counts)::
+weights, on LR volumes of the held-out 1 mm head's HR size (192×114×188 voxels after upscaling, slice
+axis last), interleaved in one process (each round runs every network once; the best round counts)::
 
     python benchmarks/through_plane_sizes.py --repeats 2 --json through_plane_sizes.json
 
@@ -65,12 +65,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the table as JSON")
     args = parser.parse_args()
     rows = time_sizes(args.repeats)
-    print(f"{'network':30s} {'µs / HR voxel':>14s} {'÷ default':>10s} {'#params':>9s}   ({torch.get_num_threads()} threads)")
+    threads = torch.get_num_threads()
+    print(f"{'network':30s} {'µs / HR voxel':>14s} {'÷ default':>10s} {'#params':>9s}   ({threads} threads)")
     for label, row in rows.items():
         print(f"{label:30s} {row['us_per_hr_voxel']:14.2f} {row['ratio']:10.2f} {row['params']:9,d}")
     if args.json:
-        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "hr_shape": HR_SHAPE, "rows": rows},
-                                        indent=1))
+        args.json.write_text(json.dumps({"threads": threads, "hr_shape": HR_SHAPE, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

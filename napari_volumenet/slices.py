@@ -79,11 +79,21 @@ def bundled_name(weights: Path) -> str:
     return weights.stem
 
 
+def is_through_plane(scale: Scale) -> bool:
+    """Whether a network of ``scale`` upscales its axis 2 alone: ``(1, 1, f)`` with ``f > 1``."""
+    return scale[:2] == (1, 1) and scale[2] > 1
+
+
 def through_plane_factors(modality: str, model: str | None = None) -> list[int]:
     """The factors ``f`` with default bundled through-plane weights (scale ``(1, 1, f)``) for ``modality``
     (and the registry ``model`` when given)."""
     return sorted({w.scale[2] for w in list_bundled() if w.default and w.modality == modality
-                   and w.scale[:2] == (1, 1) and w.scale[2] > 1 and (model is None or w.model == model)})
+                   and is_through_plane(w.scale) and (model is None or w.model == model)})
+
+
+def _factors_text(factors: Sequence[int]) -> str:
+    """``×2, ×4``, or ``none``."""
+    return ", ".join(f"×{f}" for f in factors) or "none"
 
 
 def modality_remedy(modality: str, network_scale: Scale) -> str | None:
@@ -92,10 +102,13 @@ def modality_remedy(modality: str, network_scale: Scale) -> str | None:
     """
     other = "ct" if modality == "mri" else "mri"
     net = as_scale(network_scale)
-    if net[:2] != (1, 1) or net[2] == 1 or net[2] in through_plane_factors(other):
+    if not is_through_plane(net):
+        return None
+    available = through_plane_factors(other)
+    if net[2] in available:
         return None
     return (f"there are no {other.upper()} through-plane weights for ×{net[2]} (bundled: "
-            f"{', '.join(f'×{f}' for f in through_plane_factors(other)) or 'none'}): --modality {other} "
+            f"{_factors_text(available)}): --modality {other} "
             f"--scale 2 runs the isotropic {other.upper()} ×2 weights, or train through-plane ones "
             f"(volumenet-train --modality {other} --thick-slices {net[2]}) and pass them with --weights")
 
@@ -122,7 +135,7 @@ def choose(zooms: Sequence[float], *, modality: str = "mri", scale: int | Sequen
     """
     if weights is not None:
         net = as_scale(network_scale or 2)
-        if net[:2] != (1, 1) or net[2] == 1:
+        if not is_through_plane(net):
             return Choice(weights, net, None, f"weights {weights.name} (×{'×'.join(map(str, net))})")
         try:
             axis = slice_axis(zooms)
@@ -142,9 +155,8 @@ def choose(zooms: Sequence[float], *, modality: str = "mri", scale: int | Sequen
     factor = max(2, round(ratio))
     available = through_plane_factors(modality, model)
     if factor not in available:
-        offer = ", ".join(f"×{f}" for f in available) or "none"
         raise WeightsError(f"voxels {_mm(zooms)}: slices along array axis {axis} are {ratio:.1f}× the in-plane "
                            f"spacing, but there are no {modality.upper()} through-plane weights for ×{factor} "
-                           f"(bundled: {offer}); pass --scale or --weights")
+                           f"(bundled: {_factors_text(available)}); pass --scale or --weights")
     return Choice(default_weights(modality, (1, 1, factor), model=model), (1, 1, factor), axis,
                   f"voxels {_mm(zooms)}: thick slices along array axis {axis} ({ratio:.1f}×), through-plane ×{factor}")
