@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -249,7 +250,7 @@ def comparison_weights(bundled: Sequence[Any], block_of: Any) -> dict[str, Any]:
     """One bundled weights entry per block, all of one modality and scale (MRI first).
 
     Entries marked ``comparison`` are preferred; otherwise any VolumeNet/ParallelNet weights count.
-    ``block_of(entry)`` reads the block from the entry's file (its model kwargs).
+    ``block_of(entry)`` gives the entry's block.
     """
     pool = [w for w in bundled if w.model in ("volumenet", "parallelnet")]
     pool = [w for w in pool if getattr(w, "comparison", False)] or pool
@@ -261,3 +262,50 @@ def comparison_weights(bundled: Sequence[Any], block_of: Any) -> dict[str, Any]:
         if entry.modality == first.modality and tuple(entry.scale) == tuple(first.scale):
             chosen.setdefault(block_of(entry), entry)
     return chosen
+
+
+@dataclass(frozen=True)
+class BlockRow:
+    """One row of the Compare tab's checklist: a block in its backbone, or a baseline.
+
+    With ``weights`` the file decides the network (``model`` and ``kwargs`` only name it); without,
+    ``model`` and ``kwargs`` build an untrained network for a speed-only run.
+    """
+
+    name: str
+    """Block first, then the network: ``xception · ParallelNet D9C32``."""
+    model: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    checked: bool = True
+    weights: Path | None = None
+    note: str = ""
+    """How the weights were trained (steps, validation against tricubic); empty without weights."""
+    below_tricubic: bool = False
+    """The weights do not beat tricubic on their own validation."""
+
+
+def block_backbone(block: str) -> str:
+    """The backbone a block is compared in: VolumeNet for Queue (its own block), ParallelNet otherwise."""
+    return "volumenet" if block == "queue" else "parallelnet"
+
+
+def block_candidates(bundled: Sequence[Any], blocks: Sequence[str]) -> list[BlockRow]:
+    """Each of ``blocks`` (checked, with its bundled comparison weights where they exist), then the baselines.
+
+    ``bundled``: :class:`~napari_volumenet.weights.BundledWeights` (their ``model`` and ``model_kwargs``
+    name the network without opening the files).
+    """
+    from .models import display_name
+
+    trained = comparison_weights(bundled, lambda e: str(e.model_kwargs.get("block", "conv")))
+    rows = []
+    for block in blocks:
+        entry = trained.get(block)
+        if entry is None:
+            model = block_backbone(block)
+            rows.append(BlockRow(f"{block} · {display_name(model)}", model, {"block": block}, checked=False))
+            continue
+        name = f"{block} · {display_name(entry.model, entry.model_kwargs)}"
+        rows.append(BlockRow(name, entry.model, {"block": block}, weights=entry.path, note=entry.training_note,
+                             below_tricubic=entry.beats_tricubic is False))
+    return rows + [BlockRow(display_name(name), name, {}, checked=False) for name in ("srcnn3d", "dcsrn", "mdcsrn")]

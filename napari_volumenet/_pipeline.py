@@ -4,13 +4,16 @@
 (``mode="simulate"``), upscales with tricubic interpolation and with each network through
 :func:`napari_volumenet.inference.upscale_steps` (the same tiled inference as ``volumenet
 upscale``), and compares every output with the ground truth through
-:func:`napari_volumenet.ops.metrics.compute_metrics`. It yields a :class:`Step` after every tile
-(and at each stage) and returns a :class:`RunResult` (``StopIteration.value``).
+:func:`napari_volumenet.ops.metrics.compute_metrics`. It yields a :class:`Step` after every progress
+unit of the inference (a block of ParallelNet/VolumeNet, else a tile) and at each stage, and returns a
+:class:`RunResult` (``StopIteration.value``).
 
-With ``min_steps`` (the widget passes :data:`MIN_STEPS`) each network runs in at least that many
-tiles (:func:`progress_tile`), so that progress moves and a cancel waits for one small tile only.
+Each network runs in the tiles ``volumenet upscale`` would use (one window when it fits in memory).
+With ``min_steps`` (the widget passes :data:`MIN_STEPS`) a network that reports fewer progress units
+than that runs in at least that many tiles (:func:`progress_tile`), so that progress moves and a
+cancel waits for one small part only.
 
-The widget drives it from a ``thread_worker`` (progress bar, cancel at the next tile boundary);
+The widget drives it from a ``thread_worker`` (progress bar, cancel at the next progress unit);
 tests and scripts drive it synchronously with :func:`run_sync`. Closing the generator early
 (cancel) drops everything: nothing is returned.
 
@@ -34,8 +37,9 @@ from torch import nn
 from ._geometry import IDENTITY_ORNT, from_view, to_view, view_factors
 from .errors import InputError
 from .evaluation import Degradation, Loaded, Method, Upscaled, load_methods, upscale_with
-from .inference import MIN_TILE, Plan, RunOptions, through_plane_axes
+from .inference import MIN_TILE, Plan, RunOptions, progress_units, through_plane_axes
 from .models import SuperResolutionNet, create_model
+from .models.fast import accelerate
 from .ops.degrade import crop_to_multiple
 from .ops.metrics import compute_metrics
 from .ops.normalize import modality_mismatch
@@ -140,12 +144,13 @@ def _axis_cores(n: int, smallest: int) -> list[int]:
 
 
 def progress_tile(shape: Sequence[int], model: nn.Module, *, min_tiles: int = MIN_STEPS,
-                  max_window: int | None = None) -> tuple[int, int, int]:
+                  max_window: int | None = None, border: int | None = None) -> tuple[int, int, int]:
     """Core per axis that cuts ``shape`` into ≥ ``min_tiles`` tiles at the least estimated cost.
 
-    Cost: window voxels (core + 2 × receptive field per axis, as in
-    :func:`~napari_volumenet.inference.make_plan`), times :data:`MAPPED_COST` where one feature
-    map exceeds :data:`HEAP_BLOCK_BYTES`. ``max_window`` (voxels) bounds a window (free memory).
+    Cost: window voxels (core + 2 × receptive field per axis, but never more than the axis and its
+    mirrored ``border``, default the receptive field, as in :func:`~napari_volumenet.inference.make_plan`),
+    times :data:`MAPPED_COST` where one feature map exceeds :data:`HEAP_BLOCK_BYTES`. ``max_window``
+    (voxels) bounds a window (free memory).
     A core is never shorter than twice the receptive field (nor :data:`~napari_volumenet.inference.MIN_TILE`),
     so the halo at most doubles a window along an axis; volumes too small for ``min_tiles`` such
     tiles get as many as they hold.
@@ -156,7 +161,8 @@ def progress_tile(shape: Sequence[int], model: nn.Module, *, min_tiles: int = MI
     options = []
     for cores in itertools.product(*(_axis_cores(int(n), smallest) for n in shape)):
         tiles = math.prod(math.ceil(n / c) for n, c in zip(shape, cores))
-        window = math.prod(c + 2 * halo for c in cores)
+        window = math.prod(min(c + 2 * halo, int(n) + 2 * (halo if border is None else border))
+                           for n, c in zip(shape, cores))
         if max_window is not None and window > max_window:
             continue
         cost = tiles * window * (MAPPED_COST if window * map_bytes > HEAP_BLOCK_BYTES else 1.0)
@@ -167,11 +173,14 @@ def progress_tile(shape: Sequence[int], model: nn.Module, *, min_tiles: int = MI
 
 
 def _network_plan(shape: Sequence[int], model: SuperResolutionNet, *, options: RunOptions, min_steps: int) -> Plan:
-    """The tile plan of one network: ``options.tile`` when given, else ≥ ``min_steps`` tiles within free memory."""
+    """The tile plan of one network: ``options.tile`` when given, else the fewest tiles that fit in free memory
+    (as ``volumenet upscale``) when they report ≥ ``min_steps`` progress units (a network that reports each
+    block needs one window), else ≥ ``min_steps`` tiles."""
     plan = options.plan(shape, model)
-    if options.tile is not None or min_steps <= 1 or plan.tiles >= min_steps:
+    units = plan.tiles * progress_units(accelerate(model) if plan.engine == "fast" else model)
+    if options.tile is not None or min_steps <= 1 or units >= min_steps:
         return plan
-    cores = progress_tile(shape, model, min_tiles=min_steps, max_window=math.prod(plan.window))
+    cores = progress_tile(shape, model, min_tiles=min_steps, max_window=math.prod(plan.window), border=plan.border)
     return replace(options, tile=cores).plan(shape, model)
 
 

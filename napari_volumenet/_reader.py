@@ -1,4 +1,8 @@
-"""napari reader: NIfTI (and other nibabel formats) → an Image layer in physical, radiological view.
+"""napari reader: NIfTI (and other nibabel formats) and DICOM series → Image layers in physical, radiological view.
+
+A folder opens every DICOM series in it (and its subfolders), one layer each, named by its series description;
+a series' slice thickness and gap (``slab``) and its source (``series``, what the DICOM writer needs) are kept in
+the layer's metadata.
 
 The layer shows axial slices on the slider, anterior at the top and the patient's right on the
 left of the screen; its world coordinates are millimetres (see :mod:`napari_volumenet._geometry`).
@@ -18,8 +22,8 @@ import numpy as np
 from ._geometry import LayerGeometry
 from .errors import VolumeNetError
 
-EXTENSIONS = (".nii", ".nii.gz", ".mgz", ".mgh")
-"""What the reader claims (the same list is in ``napari.yaml``)."""
+EXTENSIONS = (".nii", ".nii.gz", ".mgz", ".mgh", ".dcm")
+"""The files the reader claims (the same list is in ``napari.yaml``), besides folders of DICOM files."""
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -53,13 +57,53 @@ def volume_layer_data(data: np.ndarray, affine: np.ndarray, header: Any = None, 
     return view, kwargs, "image"
 
 
-def read_layers(path: str | Path) -> list[LayerData]:
-    """Read one volume file into LayerData; raises :class:`VolumeNetError` for a bad file."""
-    from .io import read_volume, volume_stem
+def _volume_layer(volume: Any, name: str) -> LayerData:
+    """LayerData of a :class:`~napari_volumenet.io.Volume`; a series' slab and source travel in its metadata."""
+    return volume_layer_data(volume.data, volume.affine, volume.header, name=name, role="volume",
+                             path=str(volume.path), slab=volume.slab, series=volume.series)
 
-    volume = read_volume(path)
-    return [volume_layer_data(volume.data, volume.affine, volume.header, name=volume_stem(path),
-                              role="volume", path=str(volume.path))]
+
+def _series_layers(root: Path, errors: list[str]) -> list[LayerData]:
+    """A layer per DICOM series under the folder ``root``, named by its description; what fails goes to ``errors``."""
+    from .io.dicom import list_series, read_series, series_folders, series_name
+
+    layers: list[LayerData] = []
+    for folder in series_folders(root):
+        try:
+            found = list_series(folder)
+        except VolumeNetError as error:
+            errors.append(str(error))
+            continue
+        for series in found:
+            try:
+                volume = read_series(folder, series.key)
+            except VolumeNetError as error:
+                errors.append(str(error))
+                continue
+            layers.append(_volume_layer(volume, series_name(volume)))
+    return layers
+
+
+def read_layers(path: str | Path, errors: list[str] | None = None) -> list[LayerData]:
+    """Read one volume file, or every DICOM series of a folder, into LayerData.
+
+    A bad file raises :class:`VolumeNetError`; in a folder, a series that cannot be read is reported in ``errors``
+    (raised when it is ``None`` or no series could be read) and the others are read.
+    """
+    from .io import read_volume, volume_stem
+    from .io.dicom import series_name
+
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        volume = read_volume(path)
+        return [_volume_layer(volume, series_name(volume) if volume.series is not None else volume_stem(path))]
+    found: list[str] = []
+    layers = _series_layers(path, found)
+    if found and (errors is None or not layers):
+        raise VolumeNetError(found[0] if len(found) == 1 else f"{found[0]} (and {len(found) - 1} more)")
+    if errors is not None:
+        errors.extend(found)
+    return layers
 
 
 def _reader(paths: str | Sequence[str]) -> list[LayerData] | list[tuple[None]]:
@@ -67,17 +111,30 @@ def _reader(paths: str | Sequence[str]) -> list[LayerData] | list[tuple[None]]:
 
     layers: list[LayerData] = []
     for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        errors: list[str] = []
         try:
-            layers.extend(read_layers(path))
+            layers.extend(read_layers(path, errors))
         except VolumeNetError as error:
             show_error(str(error))
+        for message in errors:
+            show_error(message)
     # napari's "read, but nothing to show" sentinel: no second reader, no traceback
     return layers or [(None,)]
 
 
+def _claimed(path: str) -> bool:
+    """A NIfTI/MGH or ``.dcm`` file, or a folder with DICOM files in it (or in its subfolders)."""
+    from .io.dicom import series_folders
+
+    if _has_extension(path):
+        return True
+    folder = Path(path)
+    return folder.is_dir() and bool(series_folders(folder))
+
+
 def get_reader(path: str | Sequence[str]) -> Callable[..., Any] | None:
-    """npe2 reader contribution: our reader for NIfTI/MGH paths, ``None`` for anything else."""
+    """npe2 reader contribution: our reader for NIfTI/MGH files and DICOM series, ``None`` for anything else."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    if not paths or not all(_has_extension(str(p)) for p in paths):
+    if not paths or not all(_claimed(str(p)) for p in paths):
         return None
     return _reader

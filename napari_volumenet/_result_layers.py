@@ -62,9 +62,15 @@ class ResultLayers:
     """``|output − GT|`` for every output with a ground truth, one contrast range for all."""
 
 
-def scale_label(scale: tuple[int, int, int]) -> str:
-    """``×2`` for an isotropic scale, ``×(1,1,4)`` otherwise."""
-    return f"×{scale[0]}" if len(set(scale)) == 1 else "×(" + ",".join(map(str, scale)) + ")"
+def scale_label(view_scale: tuple[int, int, int]) -> str:
+    """In napari's terms: ``×2`` for an isotropic scale, ``slices ×4 on axis 0`` for thick slices along
+    the napari axis whose factor is not 1, ``×(1,2,4)`` for anything else."""
+    if len(set(view_scale)) == 1:
+        return f"×{view_scale[0]}"
+    coarse = [axis for axis, s in enumerate(view_scale) if s != 1]
+    if len(coarse) == 1:
+        return f"slices ×{view_scale[coarse[0]]} on axis {coarse[0]}"
+    return "×(" + ",".join(map(str, view_scale)) + ")"
 
 
 def result_layers(context: RunContext, result: RunResult, *, differences_visible: bool) -> ResultLayers:
@@ -75,7 +81,7 @@ def result_layers(context: RunContext, result: RunResult, *, differences_visible
     lr, lr_name, base_affine = None, context.input_name, geometry.affine
     if result.mode == "simulate":
         lr_geometry = geometry.replace(lr_affine(geometry.affine, scale), role="lr", made_by="widget", scale=scale)
-        lr_name = f"LR {scale_label(scale)} (simulated from {context.input_name})"
+        lr_name = f"LR {scale_label(result.view_scale)} (simulated from {context.input_name})"
         lr = NewLayer(result.lr, {"name": lr_name, "colormap": "gray", "contrast_limits": context.window,
                                   **lr_geometry.layer_kwargs(lr_geometry.stored(result.lr).shape)})
         base_affine = lr_geometry.affine

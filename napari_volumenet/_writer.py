@@ -1,4 +1,4 @@
-"""napari writer: an Image layer → NIfTI.
+"""napari writer: an Image layer → NIfTI, or (a layer from a DICOM series) a new DICOM series.
 
 A layer that came from the reader (or from the widget) is put back in its stored axis order and
 written with its own affine and header: reading a file and writing the layer gives the same array
@@ -62,3 +62,45 @@ def write_single_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     except MemoryError:
         raise OutputError(f"Cannot save the layer as {target}: out of memory") from None
     return [str(target)]
+
+
+def _source_series(extra: dict[str, Any]) -> Any:
+    """The DICOM series a layer came from: its own (read from DICOM), or its input's (an SR layer of the widget)."""
+    from .io.dicom import is_series_path, series_info
+
+    if extra.get("series") is not None:
+        return extra["series"]
+    source = (extra.get("sidecar") or {}).get("input")
+    if source and is_series_path(source):
+        return series_info(source).series
+    return None
+
+
+def write_dicom_series(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """npe2 single-layer writer for ``NAME.dcm``: the folder ``NAME`` holding a new DICOM series.
+
+    Only a layer read from a DICOM series, or made by the widget from one, can be written: the new series joins
+    the source's study (:func:`~napari_volumenet.io.dicom.write_series`). Failures are one :class:`OutputError`.
+    """
+    from .io.dicom import series_description, write_series
+
+    given = Path(path).expanduser()
+    target = given.with_name(given.name[: -len(".dcm")]) if given.name.lower().endswith(".dcm") else given
+    try:
+        stored, affine, _, extra = layer_to_volume(data, meta)
+        series = _source_series(extra)
+        if series is None:
+            raise OutputError(f"Cannot save the layer as the DICOM series {target}: only a layer read from a DICOM "
+                              "series (or upscaled from one) has a study to join; save it as NIfTI")
+        sidecar = extra.get("sidecar") or {}
+        description = (series_description(series.description, str(sidecar["model"]), sidecar["scale"])
+                       if sidecar.get("model") and sidecar.get("scale") else series.description)
+        write_series(target, stored, affine, series, description=description, overwrite=True)
+    except VolumeNetError as error:
+        if isinstance(error, OutputError) and target.name in str(error):
+            raise
+        raise OutputError(f"Cannot save the layer as the DICOM series {target}: {error}") from None
+    except (ValueError, TypeError, KeyError, np.linalg.LinAlgError) as error:  # odd layer metadata or geometry
+        raise OutputError(f"Cannot save the layer as the DICOM series {target}: {error}") from None
+    return [str(target)]
+

@@ -25,11 +25,23 @@ import numpy as np
 from .errors import OutputError
 
 
+NAME_MAX = 255
+"""The longest file name (bytes) most file systems take: a temporary name is cut to fit it."""
+
+
+def _temp_name(name: str, suffix: str) -> str:
+    """``.NAME.tmp-XXXXXXXX<suffix>``, with ``NAME`` cut (whole UTF-8 characters) so that it fits :data:`NAME_MAX`."""
+    tail = f".tmp-{secrets.token_hex(4)}{suffix}"
+    room = NAME_MAX - 1 - len(tail.encode("utf-8"))
+    return "." + name.encode("utf-8")[:room].decode("utf-8", errors="ignore") + tail
+
+
 def temp_beside(target: Path, suffix: str = ".tmp") -> tuple[Path, int]:
     """A new hidden file next to ``target``, created with the permissions ``open()`` gives
-    (0666 & ~umask), and its open descriptor. The caller closes the descriptor."""
+    (0666 & ~umask), and its open descriptor. The caller closes the descriptor. A target whose name is
+    legal but leaves no room for the temporary name's additions gets a shortened one."""
     for _ in range(100):
-        candidate = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}{suffix}")
+        candidate = target.with_name(_temp_name(target.name, suffix))
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -124,11 +136,15 @@ def termination_unwinds() -> Iterator[None]:
 
 
 def write_text_atomic(target: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8, newlines untouched) to ``target`` atomically; returns the path."""
+    """Write ``text`` (UTF-8, newlines untouched) to ``target`` atomically; returns the path. A failed write
+    (a full disk) is one :func:`write_failure` error, and nothing is left behind."""
     target = Path(target)
-    with atomic_path(target) as temp:
-        with open(temp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+    try:
+        with atomic_path(target) as temp:
+            with open(temp, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+    except OSError as error:
+        raise write_failure(target, error) from None
     return target
 
 

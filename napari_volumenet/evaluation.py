@@ -89,10 +89,11 @@ class Degradation:
         """``(hr_cropped, lr)``: ``hr`` float32 cropped to a multiple of the scale, and its LR simulation."""
         from .ops.degrade import crop_to_multiple, degrade, thick_slices  # scikit-image: only where LR is simulated
 
-        cropped = np.ascontiguousarray(crop_to_multiple(hr, self.scale), dtype=np.float32)
-        if self.thick_axis is None:
-            return cropped, degrade(cropped, self.scale)
-        return cropped, thick_slices(cropped, self.thick_axis, self.scale[self.thick_axis], self.gap)
+        if self.thick_axis is None:  # both crop as crop_to_multiple does; a refusal names the shape as read
+            lr = degrade(hr, self.scale)
+        else:
+            lr = thick_slices(hr, self.thick_axis, self.scale[self.thick_axis], self.gap)
+        return np.ascontiguousarray(crop_to_multiple(hr, self.scale), dtype=np.float32), lr
 
     def describe(self) -> str:
         factors = "×".join(map(str, self.scale))
@@ -348,21 +349,32 @@ def evaluate(
     methods = resolve_methods(specs, degradation=degradation, modality=modality)
     rows: list[dict[str, Any]] = []
     for path in find_volumes([Path(p) for p in hr_paths]):
-        hr, lr = degradation.apply(read_volume(path).data)
-        for item in methods:
-            label = f"{path.name} · {item.label}"
-            report = None if progress is None else (lambda done, total, _l=label: progress(_l, done, total))
-            result = drive(upscale_with(lr, item.network, modality=modality, options=options,
-                                      axes=network_axes(item.network, degradation)), report)
-            metrics = score(hr, result.data, degradation.scale)
-            rows.append({
-                "volume": str(path), "model": item.label, "architecture": item.architecture,
-                "weights": None if item.method.weights is None else str(item.method.weights),
-                "scale": list(degradation.scale), "modality": modality,
-                "hr_shape": list(hr.shape), "lr_shape": list(lr.shape),
-                **{k: float(metrics[k]) for k in METRICS},
-                "seconds": result.seconds, "params": item.params, "plan": result.plan.to_dict(),
-            })
+        rows.extend(evaluate_volume(path, methods, degradation=degradation, modality=modality, options=options,
+                                    progress=progress))
+    return rows
+
+
+def evaluate_volume(
+    path: Path, methods: Sequence[Loaded], *, degradation: Degradation, modality: str, options: RunOptions,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of :func:`evaluate` for one HR volume file and the :func:`resolve_methods` ``methods``."""
+    hr, lr = degradation.apply(read_volume(path).data)
+    rows: list[dict[str, Any]] = []
+    for item in methods:
+        label = f"{path.name} · {item.label}"
+        report = None if progress is None else (lambda done, total, _l=label: progress(_l, done, total))
+        result = drive(upscale_with(lr, item.network, modality=modality, options=options,
+                                  axes=network_axes(item.network, degradation)), report)
+        metrics = score(hr, result.data, degradation.scale)
+        rows.append({
+            "volume": str(path), "model": item.label, "architecture": item.architecture,
+            "weights": None if item.method.weights is None else str(item.method.weights),
+            "scale": list(degradation.scale), "modality": modality,
+            "hr_shape": list(hr.shape), "lr_shape": list(lr.shape),
+            **{k: float(metrics[k]) for k in METRICS},
+            "seconds": result.seconds, "params": item.params, "plan": result.plan.to_dict(),
+        })
     return rows
 
 

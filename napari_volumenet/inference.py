@@ -11,8 +11,10 @@ inference on the extended volume up to floating-point noise. All windows have th
 (the last window of an axis is shifted inwards rather than clipped), so several run as one batch.
 
 Use :func:`upscale` for a blocking call, or :func:`upscale_steps`, a generator yielding
-``(tiles_done, tiles_total)`` after each batch and returning the HR volume, to drive it from
-a GUI worker.
+``(done, total)`` progress units and returning the HR volume, to drive it from a GUI worker. A unit
+is one block of one window for ParallelNet/VolumeNet's fast twin (:func:`progress_units` per window),
+else one window (a tile): a volume that fits in memory runs as one window and still reports progress,
+and a cancel waits for one block, not one tile.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ._memory import available_memory
 from .errors import Cancelled, InputError, SlowPathWarning, VolumeNetError
 from .models import SuperResolutionNet
 from .models.fast import accelerate
+from .models.parallelnet import ParallelNet
 from .ops.border import extended_window
 from .ops.normalize import Normalization
 from .ops.padding import resolve_padding
@@ -43,6 +46,12 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 MEMORY_FRACTION = {"cpu": 0.4, "cuda": 0.6, "mps": 0.4}
 MIN_TILE = 8
 MAX_BATCH = 16
+NETWORK_MIRROR = 4
+"""LR voxels of half-sample mirrored context ParallelNet/VolumeNet get past the volume's border by default, the
+network's zero padding beyond (SPEC §4's narrower mirror). Measured with ``benchmarks/border_width.py`` on the
+test subjects (MRI ×2, through-plane ×4, CT ×2): the border shell stays above tricubic's and the whole-volume
+PSNR within 0.002 dB of the full mirror, for a window up to ~1.7× smaller. Interpolation (scipy's
+``grid-mirror``) and the baselines (not measured) keep the full mirror."""
 ENGINES = ("fast", "reference")
 
 Progress = Callable[[int, int], None]
@@ -60,6 +69,14 @@ class Plan:
     tiles: int
     batch_size: int
     engine: str = "fast"
+    mirror: int | None = None
+    """LR voxels of half-sample mirrored context past the volume's border, beyond which the network's own
+    zero padding takes over (SPEC §4); ``None``: the halo, exact "as if the scan went on mirrored"."""
+
+    @property
+    def border(self) -> int:
+        """LR voxels a window may reach past the volume's border."""
+        return self.halo if self.mirror is None else self.mirror
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,11 +95,14 @@ class RunOptions:
     tile: int | tuple[int, int, int] | None = None
     engine: str = "fast"
     batch_size: int | None = None
+    mirror: int | str = "auto"
+    """LR voxels of mirrored context past the border, ``"full"`` (the receptive field) or ``"auto"``
+    (:data:`NETWORK_MIRROR` for ParallelNet/VolumeNet, else full); see :class:`Plan`."""
 
     def plan(self, shape: Sequence[int], model: SuperResolutionNet, *, precision: str | None = None) -> Plan:
         """:func:`make_plan` for an LR volume of ``shape`` (``precision`` overrides, e.g. fp32 for interpolation)."""
         return make_plan(shape, model, tile=self.tile, device=self.device, precision=precision or self.precision,
-                         batch_size=self.batch_size, engine=self.engine)
+                         batch_size=self.batch_size, engine=self.engine, mirror=self.mirror)
 
 
 def through_plane_axes(axis: int) -> tuple[int, int, int]:
@@ -106,7 +126,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     except RuntimeError:
         raise VolumeNetError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise VolumeNetError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu")
+        raise VolumeNetError(f"device {device!r} was requested but no CUDA GPU is available; use --device cpu")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise VolumeNetError(f"device {device!r} was requested but this machine has {count} CUDA GPU(s), "
+                             f"cuda:0 to cuda:{count - 1}; pass one of them or --device cuda")
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise VolumeNetError("device 'mps' was requested but Apple MPS is not available; use --device cpu")
     if resolved.type not in ("cpu", "cuda", "mps"):
@@ -153,24 +177,25 @@ def _bytes_per_voxel(model: SuperResolutionNet, precision: str) -> int:
     return model.floats_per_voxel() * (itemsize if precision == "fp32" else itemsize + 2)
 
 
-def _window_length(core: int, halo: int) -> int:
-    """LR voxels one window spans along an axis: its core and a halo each side (mirrored past the border)."""
-    return core + 2 * halo
+def _window_length(n: int, core: int, halo: int, border: int) -> int:
+    """LR voxels one window spans along an axis of ``n``: its core and a halo each side, but never more than
+    the axis with its ``border`` (the mirrored context past each end)."""
+    return min(core + 2 * halo, n + 2 * border)
 
 
-def _axis_splits(n: int, halo: int) -> list[tuple[int, int, int]]:
+def _axis_splits(n: int, halo: int, border: int) -> list[tuple[int, int, int]]:
     """Every distinct way to cut an axis of ``n`` LR voxels: ``(cores, core, window)``, fewest cores first."""
     splits = {}
     for k in range(1, max(1, n // MIN_TILE) + 1):
         core = math.ceil(n / k)
         if core not in splits:
-            splits[core] = (math.ceil(n / core), core, _window_length(core, halo))
+            splits[core] = (math.ceil(n / core), core, _window_length(n, core, halo, border))
     return list(splits.values())
 
 
 def auto_tile(
     shape: Sequence[int], model: SuperResolutionNet, device: torch.device, precision: str = "fp32",
-    budget: int | None = None,
+    budget: int | None = None, border: int | None = None,
 ) -> tuple[int, int, int]:
     """Core size per axis (LR voxels) that computes the fewest window voxels within the memory budget.
 
@@ -181,7 +206,7 @@ def auto_tile(
     budget = int(free_memory(device) * MEMORY_FRACTION[device.type]) if budget is None else budget
     max_window = budget // _bytes_per_voxel(model, precision)
     halo = model.receptive_field
-    first, second, third = (_axis_splits(n, halo) for n in shape)
+    first, second, third = (_axis_splits(n, halo, halo if border is None else border) for n in shape)
     best: tuple[tuple[int, int], tuple[int, int, int]] | None = None
     for (k0, c0, w0), (k1, c1, w1) in itertools.product(first, second):
         room = max_window // (w0 * w1)
@@ -210,6 +235,7 @@ def make_plan(
     precision: str = "auto",
     batch_size: int | None = None,
     engine: str = "fast",
+    mirror: int | str = "auto",
 ) -> Plan:
     """Decide device, precision, tile and batch size for an LR volume of ``shape``.
 
@@ -218,7 +244,9 @@ def make_plan(
     below the halo).
     ``engine``: ``fast`` runs ParallelNet/VolumeNet through :mod:`~napari_volumenet.models.fast`
     (channels-last, no concatenations; same result up to float rounding), ``reference`` runs the
-    plain ``forward``.
+    plain ``forward``. ``mirror``: LR voxels of mirrored context past the border (:class:`Plan`): ``"auto"``
+    (:data:`NETWORK_MIRROR` for ParallelNet/VolumeNet, full for the others), ``"full"``, or a number (at least
+    the receptive field is the full, exact extension).
     """
     if engine not in ENGINES:
         raise VolumeNetError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -226,13 +254,15 @@ def make_plan(
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     halo = model.receptive_field
+    mirror = _resolve_mirror(mirror, model, halo)
+    border = halo if mirror is None else mirror
     if tile is None:
-        tile = auto_tile(shape, model, dev, prec)
+        tile = auto_tile(shape, model, dev, prec, border=border)
     tiles3 = tuple(tile) if isinstance(tile, Sequence) else (tile,) * 3
     if len(tiles3) != 3 or any(int(t) < 0 for t in tiles3):
         raise VolumeNetError(f"tile must be 0 (whole volume) or a positive number of voxels, got {tile!r}")
     core = tuple(n if t == 0 else min(int(t), n) for t, n in zip(tiles3, shape))
-    window = tuple(_window_length(c, halo) for c in core)
+    window = tuple(_window_length(n, c, halo, border) for n, c in zip(shape, core))
     count = math.prod(math.ceil(n / c) for n, c in zip(shape, core))
     if batch_size is None:
         budget = int(free_memory(dev) * MEMORY_FRACTION[dev.type])
@@ -240,25 +270,38 @@ def make_plan(
         batch_size = max(1, min(MAX_BATCH, count, budget // max(per_window, 1)))
         if dev.type == "cpu":
             batch_size = 1  # one big window already keeps every core busy; batching only adds memory
-    return Plan(dev.type if dev.index is None else str(dev), prec, core, window, halo, count, int(batch_size), engine)
+    return Plan(dev.type if dev.index is None else str(dev), prec, core, window, halo, count, int(batch_size), engine,
+                mirror)
 
 
-def _axis_windows(n: int, core: int, window: int) -> list[tuple[slice, slice]]:
-    """(core, window) slice pairs along an axis of ``n``; windows all have length ``window`` and may
-    reach up to ``halo`` voxels past either end (into the mirrored extension)."""
-    halo = (window - core) // 2
+def _resolve_mirror(mirror: int | str, model: torch.nn.Module, halo: int) -> int | None:
+    """The mirror width of a plan: ``None`` for the full one (the halo), else LR voxels below the halo."""
+    if mirror == "auto":
+        mirror = NETWORK_MIRROR if isinstance(getattr(model, "net", model), ParallelNet) else "full"
+    if mirror == "full":
+        return None
+    if isinstance(mirror, bool) or not isinstance(mirror, (int, np.integer)) or mirror < 0:
+        raise VolumeNetError(f"the mirrored border must be 'auto', 'full' or 0 or more voxels, got {mirror!r}")
+    return None if int(mirror) >= halo else int(mirror)
+
+
+def _axis_windows(n: int, core: int, window: int, halo: int, border: int) -> list[tuple[slice, slice]]:
+    """(core, window) slice pairs along an axis of ``n``; windows all have length ``window``, keep ``halo``
+    voxels of context on each side of their core where the axis (with its ``border``) has them, and reach
+    at most ``border`` voxels past either end (into the mirrored extension). A window that ends at the
+    extension's end meets the network's zero padding exactly where one whole-volume window would."""
     pairs = []
     for start in range(0, n, core):
         stop = min(start + core, n)
-        w0 = min(start - halo, n + halo - window)
+        w0 = max(-border, min(start - halo, n + border - window))
         pairs.append((slice(start, stop), slice(w0, w0 + window)))
     return pairs
 
 
 def tile_windows(shape: Sequence[int], plan: Plan) -> list[tuple[tuple[slice, ...], tuple[slice, ...]]]:
     """Every ``(core, window)`` pair of LR slices for ``plan`` over a volume of ``shape`` (windows in the
-    volume's coordinates, reaching past its border by up to ``plan.halo``)."""
-    axes = [_axis_windows(n, c, w) for n, c, w in zip(shape, plan.tile, plan.window)]
+    volume's coordinates, reaching past its border by up to ``plan.border``)."""
+    axes = [_axis_windows(n, c, w, plan.halo, plan.border) for n, c, w in zip(shape, plan.tile, plan.window)]
     return [tuple(zip(*combo)) for combo in itertools.product(*axes)]  # type: ignore[misc]
 
 
@@ -279,7 +322,7 @@ def upscale_steps(
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """Upscale ``volume`` ``(D, H, W)`` (input units) tile by tile.
 
-    Yields ``(tiles_done, tiles_total)`` after each batch and returns the HR volume
+    Yields ``(done, total)`` progress units (:func:`progress_units` per window) and returns the HR volume
     ``(D·s0, H·s1, W·s2)`` float32 in the input's units (``StopIteration.value``).
     ``normalization`` maps the input to the network's [0, 1] range and back; ``None`` means
     the volume is already normalised. ``pad_value``: CT padding outside the field of view
@@ -329,7 +372,16 @@ def _upscale_tiles(volume: np.ndarray, model: SuperResolutionNet, normalization:
     reuse = (functools.partial(reuse_freed_memory, trim=False) if on_cpu_fast and runner.uniform_feature_maps
              else contextlib.nullcontext)
     autotune = _cudnn_autotune if device.type == "cuda" else contextlib.nullcontext
-    done = 0
+
+    @contextlib.contextmanager
+    def running() -> Generator[None, None, None]:
+        # entered per part, never held across a yield: a paused or abandoned generator leaves
+        # glibc's process-wide settings and cuDNN's flag as they were
+        with reuse(), autotune(), torch.inference_mode(), autocast:
+            yield
+
+    units = progress_units(runner)  # per window
+    total = len(pairs) * units
     try:
         for start in range(0, len(pairs), plan.batch_size):
             batch = pairs[start:start + plan.batch_size]
@@ -337,29 +389,47 @@ def _upscale_tiles(volume: np.ndarray, model: SuperResolutionNet, normalization:
             windows = windows.astype(np.float32, copy=False) if padding is None else padding.hide(windows)
             if normalization is not None:
                 windows = normalization.apply(windows)
-            # entered per batch, never held across a yield: a paused or abandoned generator leaves
-            # glibc's process-wide settings and cuDNN's flag as they were
-            with reuse(), autotune(), torch.inference_mode(), autocast:
-                try:
-                    result = runner(torch.from_numpy(windows)[:, None].to(device)).float()
-                except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
-                    if isinstance(error, RuntimeError) and not _is_out_of_memory(error):
-                        raise
-                    raise VolumeNetError(
-                        f"out of memory on {device.type} with {plan.window} voxel windows; pass a smaller --tile"
-                    ) from None
-                result = result[:, 0].cpu().numpy()
-            for (core, window), hr in zip(batch, result):
+            tensor = torch.from_numpy(windows)[:, None].to(device)
+            result = yield from _forward_in_parts(runner, tensor, running, (start * units, len(batch), total), plan)
+            for (core, window), hr in zip(batch, result[:, 0].cpu().numpy()):
                 target = tuple(slice(c.start * s, c.stop * s) for c, s in zip(core, scale))
                 core_hr = hr[_hr_slices(core, window, scale)]
                 core_hr = core_hr if normalization is None else normalization.invert(core_hr)
                 out[target] = core_hr if padding is None else padding.restore(core_hr, volume[core], scale)
-            done += len(batch)
-            yield done, len(pairs)
+            yield (start + len(batch)) * units, total
     finally:
         if on_cpu_fast:
             trim_heap()
     return out
+
+
+def progress_units(runner: torch.nn.Module) -> int:
+    """The parts one forward pass of ``runner`` reports progress in (its blocks where it can, else 1)."""
+    return int(getattr(runner, "progress_units", 1)) if hasattr(runner, "forward_steps") else 1
+
+
+def _forward_in_parts(runner: torch.nn.Module, x: torch.Tensor, running: Callable[[], Any],
+                      progress: tuple[int, int, int], plan: Plan) -> Generator[tuple[int, int], None, torch.Tensor]:
+    """``runner(x)`` as float, each part under ``running()``. ``progress``: units done before, windows in ``x``
+    (each part of the pass is that many units), units in all; yields ``(done, total)`` between the parts."""
+    done, windows, total = progress
+    steps = runner.forward_steps(x) if hasattr(runner, "forward_steps") else None
+    while True:
+        with running():
+            try:
+                if steps is None:
+                    return runner(x).float()
+                next(steps)
+            except StopIteration as finished:
+                return finished.value.float()
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+                if isinstance(error, RuntimeError) and not _is_out_of_memory(error):
+                    raise
+                raise VolumeNetError(
+                    f"out of memory on {plan.device} with {plan.window} voxel windows; pass a smaller --tile"
+                ) from None
+        done += windows
+        yield done, total
 
 
 def _is_out_of_memory(error: RuntimeError) -> bool:
@@ -393,8 +463,8 @@ def upscale(
 ) -> np.ndarray:
     """Blocking form of :func:`upscale_steps`.
 
-    ``progress(done, total)`` is called after each batch of tiles; when ``cancel()`` returns
-    true at a tile boundary, :class:`~napari_volumenet.errors.Cancelled` is raised.
+    ``progress(done, total)`` is called after each progress unit; when ``cancel()`` returns
+    true there, :class:`~napari_volumenet.errors.Cancelled` is raised.
     """
     steps = upscale_steps(volume, model, normalization=normalization, plan=plan, pad_value=pad_value, axes=axes,
                           **plan_options)

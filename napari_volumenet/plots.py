@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_failure
+from .errors import OutputError
 
 
 def plot_psnr_vs_params(summary: Iterable[Mapping[str, Any]], path: str | Path, *, title: str | None = None) -> Path | None:
@@ -27,7 +28,7 @@ def plot_psnr_vs_params(summary: Iterable[Mapping[str, Any]], path: str | Path, 
         return None
     rows = [r for r in summary if math.isfinite(float(r["psnr"]))]
     if not rows:
-        raise ValueError("nothing to plot: no finite PSNR in the summary")
+        raise OutputError(f"cannot plot {path}: no method has a finite PSNR")
     slowest = max(float(r["seconds"]) for r in rows) or 1.0
     figure = Figure(figsize=(6.4, 4.4))
     FigureCanvasAgg(figure)
@@ -43,10 +44,7 @@ def plot_psnr_vs_params(summary: Iterable[Mapping[str, Any]], path: str | Path, 
     axis.grid(True, alpha=0.3)
     axis.set_title(title or "PSNR against size (marker area ∝ time)", fontsize=10)
     figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as temp:
-        figure.savefig(temp, format="png", dpi=110)
-    return path
+    return _save_png(figure, Path(path), dpi=110)
 
 
 def plot_slices(panels: Sequence[tuple[str, np.ndarray]], path: str | Path, *, value_range: tuple[float, float],
@@ -72,7 +70,14 @@ def plot_slices(panels: Sequence[tuple[str, np.ndarray]], path: str | Path, *, v
     if title:
         figure.suptitle(title, fontsize=9)
     figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as temp:
-        figure.savefig(temp, format="png", dpi=120)
+    return _save_png(figure, Path(path), dpi=120)
+
+
+def _save_png(figure: Any, path: Path, dpi: int) -> Path:
+    """``figure`` as a PNG at ``path``, atomically; a failed write (a full disk) is one :class:`OutputError`."""
+    try:
+        with atomic_path(path, suffix=".png") as temp:
+            figure.savefig(temp, format="png", dpi=dpi)
+    except OSError as error:
+        raise write_failure(path, error) from None
     return path

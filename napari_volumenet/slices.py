@@ -10,11 +10,14 @@ the isotropic ×2 default. ``--weights`` / ``--scale`` override the choice (:fun
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError, WeightsError
+from .io.volume import Slab
 from .ops.scale import Scale, along_axis, as_scale
 from .weights import default_weights, list_bundled
 
@@ -124,14 +127,43 @@ def _named(scale: Scale) -> tuple[int | None, Scale]:
     return thick[0], (1, 1, scale[thick[0]])
 
 
+def slab_ratio(zooms: Sequence[float], axis: int, slab: Slab | None) -> tuple[float, str]:
+    """What a thick slice integrates over the mean in-plane spacing, and how that was found.
+
+    The slab model (SPEC §3): a slice integrates its thickness, not its spacing. With a gap (a series' slices
+    thinner than their spacing) the through-plane factor follows the thickness, so that the network undoes the
+    blur it was trained on; without a slab, or with overlapping slices, the spacing (:func:`slice_ratio`).
+    """
+    ratio = slice_ratio(zooms, axis)
+    if slab is None or slab.axis != axis or not 0 < slab.thickness < slab.spacing:
+        return ratio, f"thick slices along array axis {axis} ({ratio:.1f}×)"
+    thick = ratio * slab.thickness / slab.spacing
+    return thick, f"{slab.text()} along array axis {axis}: the slab is {thick:.1f}× the in-plane spacing"
+
+
+def gap_slices(slab: Slab, factor: int) -> float:
+    """The gap between slabs in HR slices of a ×``factor`` grid (``thick_slices``' ``gap``; 0 when none)."""
+    return max(0.0, factor * (slab.spacing - slab.thickness) / slab.spacing)
+
+
+def slab_record(slab: Slab | None, factor: int | None = None) -> dict[str, float | int] | None:
+    """A sidecar's record of a scan's slab: axis, thickness, spacing and gap (mm), and with ``factor`` the gap in HR
+    slices of a ×``factor`` grid (what ``thick_slices`` and ``fit`` degrade with); ``None`` without a slab."""
+    if slab is None:
+        return None
+    record = {"axis": slab.axis, "thickness_mm": slab.thickness, "spacing_mm": slab.spacing, "gap_mm": slab.gap}
+    return record if factor is None else {**record, "gap_hr_slices": gap_slices(slab, factor)}
+
+
 def choose(zooms: Sequence[float], *, modality: str = "mri", scale: int | Sequence[int] | None = None,
-           weights: Path | None = None, network_scale: Scale | None = None, model: str | None = None) -> Choice:
+           weights: Path | None = None, network_scale: Scale | None = None, model: str | None = None,
+           slab: Slab | None = None) -> Choice:
     """The network for a scan of voxel sizes ``zooms`` (mm, array axes).
 
     ``weights`` (with their ``network_scale``) or ``scale`` given: that choice (a through-plane network
     then runs along the scan's slice axis, or its own axis 2 on near-isotropic voxels). Neither: the
-    bundled through-plane weights for the scan's slice axis and ratio, or the isotropic ×2 default
-    (of the registry ``model`` when given).
+    bundled through-plane weights for the scan's slice axis and ratio (of the ``slab``'s thickness where its
+    slices have a gap: :func:`slab_ratio`), or the isotropic ×2 default (of the registry ``model`` when given).
     """
     if weights is not None:
         net = as_scale(network_scale or 2)
@@ -151,12 +183,22 @@ def choose(zooms: Sequence[float], *, modality: str = "mri", scale: int | Sequen
     if axis is None:
         return Choice(default_weights(modality, 2, model=model), (2, 2, 2), None,
                       f"voxels {_mm(zooms)}: near-isotropic, isotropic ×2")
-    ratio = slice_ratio(zooms, axis)
-    factor = max(2, round(ratio))
+    ratio, why = slab_ratio(zooms, axis, slab)
+    factor = max(2, round(ratio)) if math.isfinite(ratio) else math.inf  # no weights fit an infinite ratio
     available = through_plane_factors(modality, model)
     if factor not in available:
-        raise WeightsError(f"voxels {_mm(zooms)}: slices along array axis {axis} are {ratio:.1f}× the in-plane "
-                           f"spacing, but there are no {modality.upper()} through-plane weights for ×{factor} "
+        raise WeightsError(f"voxels {_mm(zooms)}: {why}, but there are no {modality.upper()} through-plane "
+                           f"weights for ×{factor} "
                            f"(bundled: {_factors_text(available)}); pass --scale or --weights")
     return Choice(default_weights(modality, (1, 1, factor), model=model), (1, 1, factor), axis,
-                  f"voxels {_mm(zooms)}: thick slices along array axis {axis} ({ratio:.1f}×), through-plane ×{factor}")
+                  f"voxels {_mm(zooms)}: {why}, through-plane ×{factor}")
+
+
+def choose_for(path: Path, *, modality: str | None = None, **options: Any) -> Choice:
+    """:func:`choose` for a volume file or DICOM series from its header(s) alone: the voxel sizes of its affine,
+    its slab, and (``modality`` not given) the modality a DICOM series states (CT: ``ct``), else ``mri``."""
+    from .io import affine_zooms, read_affine
+    from .io.dicom import read_slab, series_modality
+
+    modality = modality or series_modality(path) or "mri"
+    return choose(affine_zooms(read_affine(path)), slab=read_slab(path), modality=modality, **options)

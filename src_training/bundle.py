@@ -59,6 +59,7 @@ def bundle(source: Path, name: str, description: str, data: str, licence: str, d
         "data": data, "val_psnr": meta.get("val_psnr"), "tricubic_val_psnr": training.get("tricubic_val_psnr"),
         "use": use, "comparison": comparison, "params": _parameter_count(payload["state_dict"]),
         "steps": training.get("steps"),
+        "model_kwargs": {k: v for k, v in meta.get("model_kwargs", {}).items() if k != "scale"},
     }
     entries = json.loads(BUNDLED_REGISTRY.read_text()) if BUNDLED_REGISTRY.is_file() else []
     position = next((i for i, e in enumerate(entries) if e["name"] == name), len(entries))  # a replacement keeps its place

@@ -180,6 +180,10 @@ def _add_training_options(loop: argparse._ArgumentGroup) -> None:
     loop.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                       help="constant (the paper's), or cosine decay to 1 %% of --lr over the run's length "
                       "(--max-steps/--epochs, or --max-minutes of wall time)")
+    loop.add_argument("--warmup", type=_non_negative_int, default=0, metavar="N",
+                      help="raise the learning rate linearly from 0 over the first N steps (default 0)")
+    loop.add_argument("--loss", choices=("l1", "l2"), default="l1",
+                      help="l1 (mean absolute error, the paper's) or l2 (mean squared error, which PSNR measures)")
     loop.add_argument("--steps-per-epoch", type=_positive_int, default=DEFAULT_STEPS_PER_EPOCH, metavar="N",
                       help=f"steps between validations (default {DEFAULT_STEPS_PER_EPOCH})")
     loop.add_argument("--epochs", type=_positive_int, default=None, metavar="N",

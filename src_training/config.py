@@ -42,6 +42,8 @@ class TrainConfig:
     batch: int
     lr: float
     lr_schedule: str
+    warmup: int  # steps of linear warm-up
+    loss: str  # l1, l2
     steps_per_epoch: int
     epochs: int | None
     patience: int

@@ -94,7 +94,7 @@ def _end_epoch(setup: Setup, progress: Progress, train_step: TrainStep, meter: E
     from napari_volumenet.errors import VolumeNetError
 
     config, info = setup.config, setup.dist
-    train_seconds = meter.seconds()
+    train_seconds, train_cpu = meter.seconds(), meter.cpu_seconds()
     train_loss = meter.mean_loss(info)
     if not math.isfinite(train_loss):
         raise VolumeNetError(
@@ -107,10 +107,11 @@ def _end_epoch(setup: Setup, progress: Progress, train_step: TrainStep, meter: E
     val_seconds = time.perf_counter() - val_start
     epoch = (step - 1) // config.steps_per_epoch + 1
     full_epoch = step % config.steps_per_epoch == 0
-    improved = progress.record_validation(step, epoch, metrics["psnr"], full_epoch, train_seconds, val_seconds)
+    improved = progress.record_validation(step, epoch, metrics["psnr"], full_epoch, train_seconds, val_seconds,
+                                          train_cpu)
     if info.is_main:
         record = Validation(step, epoch, full_epoch, train_loss, metrics, train_step.lr, progress.seconds,
-                            patches_per_s)
+                            patches_per_s, progress.train_cpu_seconds)
         setup.folder.append_metrics(record.csv_row())
         _save_checkpoints(setup, train_step, progress, best=improved)
         setup.folder.plot(config.steps_per_epoch, setup.tricubic.get("psnr"),

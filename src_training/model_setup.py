@@ -71,10 +71,11 @@ def fit_head(model: nn.Module, config: TrainConfig, train_pairs: Sequence[Volume
     """``--init least-squares``: the head becomes the best linear upsampler of the training pairs."""
     if config.init != "least-squares" or config.init_from or not hasattr(model, "init_head"):
         return
-    from .linear_head import fit_linear_head
+    from napari_volumenet.training.linear_head import fit_linear_head
 
     say("initialisation: least-squares linear upsampling filter for the head…")
-    weight, bias = fit_linear_head(train_pairs, tuple(config.scale), seed=config.seed)
+    normalised = ((p.normalization.apply(p.lr), p.normalization.apply(p.hr)) for p in train_pairs)
+    weight, bias = fit_linear_head(normalised, tuple(config.scale), seed=config.seed)
     model.init_head(weight.to(device), bias.to(device))
 
 

@@ -19,6 +19,8 @@ class Progress:
     best_step: int = 0
     bad_epochs: int = 0
     last_val_psnr: float = math.nan
+    train_cpu_seconds: float = 0.0
+    """CPU seconds spent in training steps (validation excluded), resumes included."""
 
     @classmethod
     def from_resume(cls, payload: dict[str, Any]) -> Progress:
@@ -30,11 +32,11 @@ class Progress:
 
     def as_dict(self) -> dict[str, Any]:
         """The counters in resume.pt's order: step, epoch, seconds, best_val_psnr, best_step, bad_epochs,
-        last_val_psnr."""
+        last_val_psnr, train_cpu_seconds."""
         return dataclasses.asdict(self)
 
     def record_validation(self, step: int, epoch: int, psnr: float, full_epoch: bool, train_seconds: float,
-                          val_seconds: float) -> bool:
+                          val_seconds: float, train_cpu_seconds: float = 0.0) -> bool:
         """A validation at ``step`` after ``train_seconds`` of training and ``val_seconds`` of validating;
         True when ``psnr`` is a new best.
 
@@ -45,6 +47,7 @@ class Progress:
         elif full_epoch:
             self.bad_epochs += 1
         self.seconds = float(self.seconds) + train_seconds + val_seconds
+        self.train_cpu_seconds = float(self.train_cpu_seconds) + train_cpu_seconds
         self.step, self.epoch, self.last_val_psnr = step, epoch, psnr
         return improved
 

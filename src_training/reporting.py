@@ -45,13 +45,16 @@ class Validation:
     lr: float
     seconds: float
     patches_per_s: float
+    train_cpu_seconds: float = 0.0
+    """CPU seconds of this process's training steps so far (all its threads; validation excluded)."""
 
     def csv_row(self) -> dict[str, Any]:
         """The row of metrics.csv."""
         m = self.metrics
         return {"step": self.step, "epoch": self.epoch, "train_loss": f"{self.train_loss:.6g}",
                 "val_psnr": f"{m['psnr']:.4f}", "val_ssim": f"{m['ssim']:.5f}", "val_psnr_fg": f"{m['psnr_fg']:.4f}",
-                "lr": f"{self.lr:.3g}", "seconds": f"{self.seconds:.1f}", "patches_per_s": f"{self.patches_per_s:.2f}"}
+                "lr": f"{self.lr:.3g}", "seconds": f"{self.seconds:.1f}", "patches_per_s": f"{self.patches_per_s:.2f}",
+                "train_cpu_s": f"{self.train_cpu_seconds:.1f}"}
 
 
 class Reporter:

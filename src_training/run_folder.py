@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 
 METRIC_COLUMNS = [
     "step", "epoch", "train_loss", "val_psnr", "val_ssim", "val_psnr_fg", "lr", "seconds", "patches_per_s",
+    "train_cpu_s",
 ]
+
+CONFIG_BYTES = 64 << 20
+"""The most config.json may hold (a few hundred bytes per data file)."""
 
 
 class RunFolder:
@@ -47,15 +51,22 @@ class RunFolder:
             if missing:
                 raise VolumeNetError(f"--resume: {out} holds no run to resume (missing {', '.join(missing)}); "
                                      "a run that stopped before its first checkpoint starts again without --resume.")
+        elif (out / "resume.pt").exists():
+            raise OutputError(f"--out {out} already holds a training run (resume.pt); pass --resume to continue it "
+                              "or choose another folder.")
         else:
-            # config.json and metrics.csv alone are a run that died before its first checkpoint: start it again
-            taken = [n for n in ("last.pt", "best.pt", "resume.pt") if (out / n).exists()]
-            if taken:
-                raise OutputError(
-                    f"--out {out} already holds a training run ({', '.join(taken)}); pass --resume to continue it "
-                    "or choose another folder."
-                )
+            self._check_restartable()
         self._check_writable()
+
+    def _check_restartable(self) -> None:
+        """A folder without resume.pt is a run that died before its first resume checkpoint (config.json, maybe
+        best.pt / last.pt: they are replaced by the new run's); weights without config.json are not a run's."""
+        from napari_volumenet.errors import OutputError
+
+        weights = [n for n in ("last.pt", "best.pt") if (self.path / n).exists()]
+        if weights and not (self.path / "config.json").is_file():
+            raise OutputError(f"--out {self.path} holds {', '.join(weights)} but no config.json, so not a run that "
+                              "can be started again; choose another folder.")
 
     def _check_writable(self) -> None:
         """The folder exists and is writable, or can be created: else one clear :class:`OutputError`."""
@@ -83,12 +94,17 @@ class RunFolder:
         """config.json and the sha256 of its training and validation files; a damaged file is one clear error."""
         from napari_volumenet.errors import VolumeNetError
 
+        from napari_volumenet.io.files import read_text_bounded
+
         path = self.path / "config.json"
         try:
-            config = json.loads(path.read_text(encoding="utf-8"))
+            text = read_text_bounded(path, CONFIG_BYTES)  # a FIFO or a link to a device is never read
+            if text is None:
+                raise ValueError(f"not a regular UTF-8 file of at most {CONFIG_BYTES >> 20} MiB")
+            config = json.loads(text)
             files = config.get("files", [])
             saved = {role: sorted(f["sha256"] for f in files if f.get("role") == role) for role in ("train", "val")}
-        except (OSError, ValueError, AttributeError, KeyError, TypeError) as error:
+        except (OSError, ValueError, AttributeError, KeyError, TypeError, RecursionError) as error:
             raise VolumeNetError(f"--resume: {path} is damaged or unreadable ({type(error).__name__}: "
                                  f"{str(error)[:120]}); start a new run from its last.pt with --init-from") from None
         return config, saved
@@ -106,11 +122,12 @@ class RunFolder:
             return
         # rows written after the checkpoint we resume from (a crash between the two) and rows cut short
         # (a full disk) are dropped
-        rows = [r for r in self._metrics_rows() if None not in r.values() and _step_of(r) <= resumed_step]
+        rows = [r for r in self._metrics_rows()
+                if None not in (r.get(k, "") for k in METRIC_COLUMNS[:-1]) and _step_of(r) <= resumed_step]
         with atomic_path(path) as temp, open(temp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore", restval="")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
 
     def _metrics_rows(self) -> list[dict[str, str]]:
         with open(self.path / "metrics.csv", newline="") as handle:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_volumenet.training.schedule import RateSchedule, cosine_rate, warmup_factor
+
 from .config import TrainConfig
 from .ddp import Distributed, any_rank, max_over_ranks
 from .progress import Progress
@@ -83,7 +85,8 @@ class StopPolicy:
 
 class LRSchedule:
     """``--lr-schedule``: constant ``--lr``, or ``cosine``: half a cosine down to 1 % of it over the run's
-    steps (``--max-steps`` / ``--epochs``), else over ``--max-minutes`` of wall time."""
+    steps (``--max-steps`` / ``--epochs``), else over ``--max-minutes`` of wall time; either after a linear
+    ``--warmup`` (the rates of :class:`~napari_volumenet.training.schedule.RateSchedule`)."""
 
     def __init__(self, config: TrainConfig, started: float, info: Distributed, device: torch.device) -> None:
         self.config = config
@@ -91,21 +94,26 @@ class LRSchedule:
         self.started = started
         self.info = info
         self.device = device
+        self.rates = RateSchedule(config.lr, config.lr_schedule, config.warmup)
 
     def apply(self, optimizer: torch.optim.Optimizer, step: int) -> None:
-        """Set the rate of the step that follows ``step`` steps (nothing for a constant rate)."""
-        if self.config.lr_schedule != "cosine":
-            return
-        for group in optimizer.param_groups:
-            group["lr"] = self.cosine(step)
+        """Set the rate of the step that follows ``step`` steps (nothing for a constant rate after warm-up)."""
+        if self.rates.changes(step):
+            self.rates.apply(optimizer, step, self.progress(step))
+
+    def warmup_factor(self, step: int) -> float:
+        """``--warmup``: the share of the rate for the step after ``step`` steps, rising linearly to 1."""
+        return warmup_factor(step, self.config.warmup)
 
     def cosine(self, step: int) -> float:
         """The cosine schedule's rate for the step after ``step`` steps (``--lr`` at 0, 1 % of it at the end)."""
-        progress = 0.0
+        return cosine_rate(self.config.lr, self.progress(step))
+
+    def progress(self, step: int) -> float:
+        """How far the run is after ``step`` steps (0–1): by steps, else by ``--max-minutes`` (0 without either)."""
         if self.end_step:
-            progress = step / self.end_step
-        elif self.config.max_minutes is not None:  # the same on every process, or their weights would drift apart
+            return step / self.end_step
+        if self.config.max_minutes is not None:  # the same on every process, or their weights would drift apart
             elapsed = max_over_ranks(self.info, time.perf_counter() - self.started, self.device)
-            progress = elapsed / (self.config.max_minutes * 60)
-        progress = min(max(progress, 0.0), 1.0)
-        return self.config.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+            return elapsed / (self.config.max_minutes * 60)
+        return 0.0

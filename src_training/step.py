@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from napari_volumenet.training.step import OptimStep
+
 from .config import TrainConfig
 from .ddp import Distributed, sum_over_ranks
 from .hardware import Hardware
@@ -14,10 +16,11 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-class TrainStep:
-    """Forward in the ``--amp`` precision (the faster equivalent network of
-    :func:`~napari_volumenet.models.fast.accelerate`, under DDP with torchrun), L1 loss on the HR patch
-    centre (``--margin`` is context only), backward (scaled for fp16), Adam step.
+class TrainStep(OptimStep):
+    """:class:`~napari_volumenet.training.step.OptimStep` with the run's options: forward in the ``--amp``
+    precision (the faster equivalent network of :func:`~napari_volumenet.models.fast.accelerate`, under DDP with
+    torchrun), ``--loss`` (L1 or L2) on the HR patch centre (``--margin`` is context only), backward (scaled for
+    fp16), Adam step.
 
     ``--grad-checkpoint`` recomputes ParallelNet/VolumeNet's inner block features in the backward pass.
     """
@@ -36,42 +39,12 @@ class TrainStep:
             device_ids = [hardware.device.index] if hardware.device.type == "cuda" else None
             module = DistributedDataParallel(module, device_ids=device_ids)
         network.train()
-        self.module = module
-        self.optimizer = optimizer
-        self.scaler = scaler
-        self.device = hardware.device
-        self.autocast = hardware.autocast()
-        margin = config.margin
-        self.centre = tuple(slice(margin * s, -margin * s) if margin else slice(None) for s in config.scale)
-
-    def __call__(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> torch.Tensor:
-        """Train on LR patches ``(N, 1, d, h, w)`` (margin included) against HR ``(N, 1, s0·pd, s1·ph, s2·pw)``;
-        the batch's mean L1 loss (normalised intensities, detached)."""
-        import torch.nn.functional as F
-
-        lr_batch = lr_batch.to(self.device, non_blocking=True)
-        hr_batch = hr_batch.to(self.device, non_blocking=True)
-        with self.autocast:
-            prediction = self.module(lr_batch)[(..., *self.centre)]
-        loss = F.l1_loss(prediction.float(), hr_batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
-        return loss.detach()
-
-    @property
-    def lr(self) -> float:
-        """The learning rate of the latest step."""
-        return self.optimizer.param_groups[0]["lr"]
+        super().__init__(module, optimizer, device=hardware.device, loss=config.loss, margin=config.margin,
+                         scale=tuple(config.scale), scaler=scaler, autocast=hardware.autocast())
 
 
 class EpochMeter:
-    """The summed L1 loss, the steps and the seconds since the latest validation (or the start)."""
+    """The summed loss, the steps, and the wall and CPU seconds since the latest validation (or the start)."""
 
     def __init__(self, device: torch.device) -> None:
         import torch
@@ -79,6 +52,8 @@ class EpochMeter:
         self.loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         self.steps = 0
         self.started = time.perf_counter()
+        self.cpu_started = time.process_time()
+        self.cpu_started = time.process_time()
 
     def add(self, loss: torch.Tensor) -> None:
         self.loss_sum += loss.double()
@@ -90,6 +65,10 @@ class EpochMeter:
 
     def seconds(self) -> float:
         return time.perf_counter() - self.started
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of this process (all threads) since the latest reset."""
+        return time.process_time() - self.cpu_started
 
     def mean_loss(self, info: Distributed) -> float:
         """The mean loss over the steps of every process."""

@@ -9,8 +9,9 @@ import torch
 from napari_volumenet import inference
 from napari_volumenet.benchmark import benchmark_model
 from napari_volumenet.errors import Cancelled, SlowPathWarning, VolumeNetError
-from napari_volumenet.inference import auto_tile, make_plan, tile_windows, upscale, upscale_steps
+from napari_volumenet.inference import auto_tile, make_plan, progress_units, tile_windows, upscale, upscale_steps
 from napari_volumenet.models import create_model, list_models
+from napari_volumenet.models.fast import accelerate
 
 TINY = {
     "volumenet": dict(depth=3, channels=6),
@@ -80,31 +81,64 @@ def test_upscaling_is_the_network_on_the_half_sample_mirrored_volume(name):
     rf = model.receptive_field
     with torch.inference_mode():
         full = model.eval()(torch.from_numpy(np.pad(volume, rf, mode="symmetric"))[None, None])[0, 0].numpy()
-    expected = full[tuple(slice(2 * rf, 2 * (rf + n)) for n in volume.shape)]
-    assert np.abs(upscale(volume, model, tile=0) - expected).max() < 1e-4
-    assert np.abs(upscale(volume, model, tile=(4, 5, 3), batch_size=2) - expected).max() < 1e-4
+    expected = full[tuple(slice(s * rf, s * (rf + n)) for s, n in zip(model.scale, volume.shape))]
+    assert np.abs(upscale(volume, model, tile=0, mirror="full") - expected).max() < 1e-4
+    assert np.abs(upscale(volume, model, tile=(4, 5, 3), batch_size=2, mirror="full") - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("mirror", [0, 2, 4])
+def test_a_narrow_mirror_is_the_network_on_the_narrowly_mirrored_volume_and_tiles_exactly(volume, mirror):
+    """SPEC §4's narrower mirror: ``mirror`` voxels of half-sample mirror, then the network's own zero
+    padding; every tiling gives the result of one whole window on that extended volume, and costs less."""
+    model = _model("volumenet")  # receptive field 5
+    assert mirror < model.receptive_field
+    with torch.inference_mode():
+        extended = torch.from_numpy(np.pad(volume, mirror, mode="symmetric"))[None, None]
+        full = model.eval()(extended)[0, 0].numpy()
+    expected = full[tuple(slice(2 * mirror, 2 * (mirror + n)) for n in volume.shape)]
+    for tile in (0, 4, (5, 3, 7), 9):
+        assert np.abs(upscale(volume, model, tile=tile, mirror=mirror) - expected).max() < 1e-4, tile
+    narrow, wide = (make_plan(volume.shape, model, tile=0, mirror=m) for m in (mirror, "full"))
+    assert narrow.window == tuple(n + 2 * mirror for n in volume.shape) and narrow.border == mirror
+    assert wide.border == model.receptive_field and math.prod(narrow.window) < math.prod(wide.window)
+    assert make_plan(volume.shape, model, tile=0, mirror=99).mirror is None  # wider than the field: the full rule
+    with pytest.raises(VolumeNetError, match="mirrored border"):
+        make_plan(volume.shape, model, mirror=-1)
+
+
+def test_parallelnets_get_the_narrow_mirror_by_default_and_the_others_the_full_one(volume):
+    network = create_model("volumenet")  # D9C32: receptive field 11
+    for engine in ("fast", "reference"):
+        assert make_plan(volume.shape, network, engine=engine).mirror == inference.NETWORK_MIRROR
+    assert inference.NETWORK_MIRROR < network.receptive_field
+    for other in ("tricubic", "mdcsrn"):  # interpolation, and a baseline whose border was not measured
+        assert make_plan(volume.shape, _model(other)).mirror is None
 
 
 @pytest.mark.parametrize("name", ["volumenet", "mdcsrn"])
 def test_the_border_is_not_zero_padded(name):
     """On a constant volume every output voxel of one sub-voxel phase sees the same input, up to the
     border: no rim (with zero padding the outer voxels would differ)."""
-    out = upscale(np.full((6, 7, 8), 0.5, np.float32), _model(name), tile=3)
+    out = upscale(np.full((6, 7, 8), 0.5, np.float32), _model(name), tile=3, mirror="full")
     phases = out.reshape(6, 2, 7, 2, 8, 2).transpose(1, 3, 5, 0, 2, 4).reshape(8, -1)
     assert np.ptp(phases, axis=1).max() < 1e-5
 
 
-def test_windows_cover_the_volume_once_and_keep_the_halo():
+@pytest.mark.parametrize("mirror", ["full", 2, 0])
+def test_windows_cover_the_volume_once_and_keep_the_halo(mirror):
+    """Each core keeps ``halo`` voxels of context where the mirrored-out axis has them; windows reach at most
+    ``border`` past the ends and all have one shape."""
     model = _model("volumenet")
     shape = (30, 17, 9)
-    plan = make_plan(shape, model, tile=6, device="cpu")
+    plan = make_plan(shape, model, tile=6, device="cpu", mirror=mirror)
+    border = plan.border
     covered = np.zeros(shape, dtype=int)
     for core, window in tile_windows(shape, plan):
         covered[core] += 1
-        for c, w, n in zip(core, window, shape):
-            assert w.stop - w.start == min(n, 6) + 2 * plan.halo
-            assert -plan.halo <= w.start <= c.start - plan.halo
-            assert c.stop + plan.halo <= w.stop <= n + plan.halo
+        for c, w, n, length in zip(core, window, shape, plan.window):
+            assert w.stop - w.start == length == min(min(n, 6) + 2 * plan.halo, n + 2 * border)
+            assert -border <= w.start <= max(c.start - plan.halo, -border)
+            assert min(c.stop + plan.halo, n + border) <= w.stop <= n + border
     assert (covered == 1).all()
     assert plan.tiles == len(tile_windows(shape, plan))
 
@@ -173,11 +207,27 @@ def test_progress_reports_every_batch(volume):
 
 
 def test_cancel_stops_at_a_tile_boundary(volume):
-    model = _model("volumenet")
+    model = _model("tricubic")  # no fast twin: one progress unit per window
     calls = []
     with pytest.raises(Cancelled):
         upscale(volume, model, tile=4, progress=lambda d, t: calls.append(d), cancel=lambda: len(calls) >= 2)
     assert calls == [1, 2]
+
+
+def test_one_window_reports_progress_after_every_block_and_cancels_between_them(volume):
+    """ParallelNet/VolumeNet run in parts: a volume in one window still moves the bar, and a cancel stops
+    the pass between two blocks; the result is the same as one uninterrupted pass."""
+    model = _model("volumenet")
+    units = progress_units(accelerate(model))
+    assert units == model.depth * (model.depth + 1) // 2
+    calls: list[tuple[int, int]] = []
+    whole = upscale(volume, model, tile=0, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(d, units) for d in range(1, units + 1)]
+    np.testing.assert_allclose(whole, upscale(volume, model, tile=0, engine="reference"), atol=1e-4)
+    calls.clear()
+    with pytest.raises(Cancelled):
+        upscale(volume, model, tile=0, progress=lambda d, t: calls.append((d, t)), cancel=lambda: len(calls) >= 2)
+    assert calls == [(1, units), (2, units)]  # stopped inside the one window
 
 
 def test_generator_can_be_driven_step_by_step(volume):

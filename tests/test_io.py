@@ -608,7 +608,7 @@ def test_find_volumes_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("x")
-    with pytest.raises(InputError, match="no .nii or .nii.gz files .*empty"):
+    with pytest.raises(InputError, match="no .nii or .nii.gz files or DICOM series .*empty"):
         find_volumes([empty])
     with pytest.raises(InputError, match=r"no such file: .*nope\.nii\.gz"):
         find_volumes([tmp_path / "nope.nii.gz"])
@@ -616,5 +616,5 @@ def test_find_volumes_errors(tmp_path):
     (tmp_path / "top" / "sub").mkdir()
     (tmp_path / "top" / "sub" / "deep.nii").write_bytes(b"")
     assert find_volumes([tmp_path / "top"]) == [tmp_path / "top" / "sub" / "deep.nii"]
-    with pytest.raises(InputError, match="no .nii or .nii.gz files in the folder .*top"):
+    with pytest.raises(InputError, match="no .nii or .nii.gz files or DICOM series in the folder .*top"):
         find_volumes([tmp_path / "top"], recursive=False)

@@ -138,3 +138,21 @@ def test_a_thick_ct_is_not_sent_to_ct_weights_that_do_not_exist(bundled, tmp_pat
     stderr = capsys.readouterr().err
     assert code == 0 and len(stderr.splitlines()) == 1
     assert "no CT through-plane weights for ×4" in stderr and "use CT weights" not in stderr
+
+
+def test_a_slab_with_a_gap_chooses_by_its_thickness(bundled):
+    """4 mm slices every 4.8 mm on a 1.02 mm plane: by spacing ×5 (none bundled); the slab model says ×4."""
+    from napari_volumenet.io.volume import Slab
+    from napari_volumenet.slices import gap_slices
+
+    zooms = (1.015625, 1.015625, 4.8)
+    with pytest.raises(WeightsError, match="×5"):
+        choose(zooms)
+    slab = Slab(axis=2, thickness=4.0, spacing=4.8)
+    gapped = choose(zooms, slab=slab)
+    assert gapped.scale == (1, 1, 4) and gapped.weights == bundled[(1, 1, 4)]
+    assert "4 mm slices every 4.8 mm (gap 0.8 mm)" in gapped.reason and "3.9×" in gapped.reason
+    assert gap_slices(slab, 4) == pytest.approx(4 * 0.8 / 4.8)
+    overlap = Slab(axis=2, thickness=6.0, spacing=4.0)  # overlapping slices: the spacing decides, as without a slab
+    assert choose((1.0, 1.0, 4.0), slab=overlap).scale == choose((1.0, 1.0, 4.0)).scale == (1, 1, 4)
+    assert gap_slices(overlap, 4) == 0.0

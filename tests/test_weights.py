@@ -90,6 +90,8 @@ def test_bundled_registry_entries_exist_and_load():
     for entry in list_bundled():
         model, meta = load_weights(entry.path, model=entry.model, modality=entry.modality, scale=entry.scale)
         assert meta["model"] == entry.model
+        # the registry names the architecture without opening the file (the Compare tab reads it at once)
+        assert entry.model_kwargs == {k: v for k, v in meta["model_kwargs"].items() if k != "scale"}
 
 
 def test_default_weights_never_fall_back_silently():

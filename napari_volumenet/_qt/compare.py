@@ -1,16 +1,15 @@
-"""The list of networks for the block comparison: VolumeNet with each block, and the baselines.
+"""The list of networks for the block comparison: each block in its backbone, and the baselines.
 
-A block with bundled weights (:func:`napari_volumenet._comparison.comparison_weights`) is checked
-with its weights file; the other rows start unchecked. A row checked without a weights file runs
-with random weights as a speed-only run: its time and parameter count are real, it adds no image
-and shows no quality.
+A block with bundled weights (:func:`napari_volumenet._comparison.block_candidates`) is checked with
+its weights file, which decides the network; its training (steps, validation against tricubic) is
+shown beside it. The other rows start unchecked. A row checked without a weights file runs with
+random weights as a speed-only run: its time and parameter count are real, it adds no image and
+shows no quality.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -18,42 +17,19 @@ from qtpy.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from .._comparison import comparison_weights
+from .._comparison import BlockRow, block_backbone, block_candidates
 from .._pipeline import ModelSpec
-from ..models import list_blocks
-from ..weights import list_bundled, read_weights_file
+from ..models import display_name, list_blocks
+from ..weights import list_bundled
 
-DEPTH_CHANNELS_MODELS = ("volumenet", "parallelnet")
 NO_WEIGHTS = "no weights: speed only when checked"
-
-
-@dataclass(frozen=True)
-class BlockRow:
-    """One row of the Compare tab's checklist (turned into an evaluation Method when checked)."""
-
-    name: str
-    model: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    checked: bool = True
-    weights: Path | None = None
-
-
-def _block_of(entry: Any) -> str:
-    kwargs = read_weights_file(entry.path)["metadata"].get("model_kwargs", {})
-    return str(kwargs.get("block", "conv"))
+BELOW_TRICUBIC = "⚠ "
+"""Marks weights that do not beat tricubic on their own validation."""
 
 
 def default_candidates() -> list[BlockRow]:
-    """VolumeNet with each of the paper's seven blocks (checked where bundled weights exist), then the baselines."""
-    trained = comparison_weights(list_bundled(), _block_of)
-    rows = [BlockRow(f"VolumeNet · {block}", "volumenet", {"block": block}, checked=block in trained,
-                      weights=trained[block].path if block in trained else None) for block in list_blocks()]
-    rows += [
-        BlockRow("3D SRCNN", "srcnn3d", {}, checked=False),
-        BlockRow("DCSRN", "dcsrn", {}, checked=False),
-        BlockRow("mDCSRN", "mdcsrn", {}, checked=False),
-    ]
-    return rows
+    """Each of the paper's seven blocks (checked where bundled comparison weights exist), then the baselines."""
+    return block_candidates(list_bundled(), list_blocks())
 
 
 class ModelList(QWidget):
@@ -64,28 +40,16 @@ class ModelList(QWidget):
         self.candidates = default_candidates()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.table = QTableWidget(len(self.candidates), 3)
-        self.table.setHorizontalHeaderLabels(["Network", "Weights file", ""])
+        self.table = QTableWidget(len(self.candidates), 4)
+        self.table.setHorizontalHeaderLabels(["Network", "Training", "Weights file", ""])
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.Stretch)
-        header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        for column, mode in enumerate((QHeaderView.ResizeToContents, QHeaderView.ResizeToContents,
+                                       QHeaderView.Stretch, QHeaderView.ResizeToContents)):
+            header.setSectionResizeMode(column, mode)
         self.weights_edits: list[QLineEdit] = []
         for row, cand in enumerate(self.candidates):
-            item = QTableWidgetItem(cand.name)
-            item.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
-            item.setCheckState(Qt.Checked if cand.checked else Qt.Unchecked)
-            self.table.setItem(row, 0, item)
-            edit = QLineEdit("" if cand.weights is None else str(cand.weights))
-            edit.setPlaceholderText(NO_WEIGHTS)
-            edit.setToolTip("Weights file of this network; empty: random weights, timed only (no image, no PSNR)")
-            self.table.setCellWidget(row, 1, edit)
-            browse = QPushButton("…")
-            browse.setToolTip("Choose a weights file for this network")
-            browse.clicked.connect(lambda _=False, r=row: self._browse(r))
-            self.table.setCellWidget(row, 2, browse)
-            self.weights_edits.append(edit)
+            self._fill_row(row, cand)
         layout.addWidget(self.table)
         size = QFormLayout()
         self.depth = QSpinBox()
@@ -98,8 +62,29 @@ class ModelList(QWidget):
         row_layout = QHBoxLayout()
         row_layout.addWidget(self.depth)
         row_layout.addWidget(self.channels)
-        size.addRow("Untrained VolumeNet depth, channels", row_layout)
+        size.addRow("Untrained depth, channels", row_layout)
         layout.addLayout(size)
+
+    def _fill_row(self, row: int, cand: BlockRow) -> None:
+        item = QTableWidgetItem(cand.name)
+        item.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
+        item.setCheckState(Qt.Checked if cand.checked else Qt.Unchecked)
+        self.table.setItem(row, 0, item)
+        training = QTableWidgetItem((BELOW_TRICUBIC if cand.below_tricubic else "") + (cand.note or "untrained"))
+        training.setFlags(Qt.ItemIsEnabled)
+        training.setToolTip("These weights do not beat tricubic interpolation on their own validation volumes."
+                            if cand.below_tricubic else "Training steps and validation PSNR of the bundled weights")
+        self.table.setItem(row, 1, training)
+        edit = QLineEdit("" if cand.weights is None else str(cand.weights))
+        edit.setPlaceholderText(NO_WEIGHTS)
+        edit.setToolTip("Weights file of this network (it decides the network); empty: random weights, timed "
+                        "only (no image, no PSNR)")
+        self.table.setCellWidget(row, 2, edit)
+        browse = QPushButton("…")
+        browse.setToolTip("Choose a weights file for this network")
+        browse.clicked.connect(lambda _=False, r=row: self._browse(r))
+        self.table.setCellWidget(row, 3, browse)
+        self.weights_edits.append(edit)
 
     def _browse(self, row: int) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Weights file", "", "Weights (*.pt *.pth);;All files (*)")
@@ -117,7 +102,8 @@ class ModelList(QWidget):
         self.weights_edits[row].setText("" if path is None else str(path))
 
     def specs(self) -> list[ModelSpec]:
-        """The checked rows as :class:`ModelSpec` (weights file, or untrained with the chosen size)."""
+        """The checked rows as :class:`ModelSpec`: a weights file (which decides the network), or an
+        untrained network of the chosen depth and channels."""
         out = []
         for row, cand in enumerate(self.candidates):
             if self.table.item(row, 0).checkState() != Qt.Checked:
@@ -125,10 +111,13 @@ class ModelList(QWidget):
             text = self.weights_edits[row].text().strip()
             if text:
                 weights = Path(text).expanduser()
-                out.append(ModelSpec(f"{cand.name} ({weights.stem})", weights, cand.model))
+                label = cand.name if weights == cand.weights else f"{cand.name} ({weights.stem})"
+                out.append(ModelSpec(label, weights))
                 continue
             kwargs = dict(cand.kwargs)
-            if cand.model in DEPTH_CHANNELS_MODELS:
+            name = cand.name
+            if cand.model == block_backbone(str(kwargs.get("block"))):
                 kwargs.update(depth=self.depth.value(), channels=self.channels.value())
-            out.append(ModelSpec(f"{cand.name} · untrained", None, cand.model, kwargs))
+                name = f"{kwargs['block']} · {display_name(cand.model, kwargs)}"
+            out.append(ModelSpec(f"{name} · untrained", None, cand.model, kwargs))
         return out

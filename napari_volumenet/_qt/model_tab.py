@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from .._pipeline import ModelSpec
 from ..errors import InputError
 from ..io import affine_zooms
 from ..models import list_models
-from ..slices import bundled_name, choose
+from ..slices import Choice, bundled_name, choose
 from ..weights import list_bundled
 
 ANY_MODEL = "any (from the weights file)"
@@ -106,9 +107,11 @@ class ModelTab(QWidget):
         name = self.weights_combo.currentData()
         if name == AUTO_WEIGHTS:
             scale = (1, 1, thick[1]) if thick is not None else 2 if simulate else None
-            choice = choose(affine_zooms(geometry.affine), modality=self.modality() or "mri", scale=scale, model=model)
+            choice = choose(affine_zooms(geometry.affine), modality=self.modality() or "mri", scale=scale, model=model,
+                            slab=geometry.extra.get("slab"))  # a DICOM series' thickness and gap (the reader's)
             spec = ModelSpec(f"SR {bundled_name(choice.weights)}", choice.weights, model)
-            return [spec], choice.slice_axis if thick is None else None, choice.reason
+            return [spec], choice.slice_axis if thick is None else None, _in_napari_terms(choice, geometry, thick,
+                                                                                          simulate)
         if name is not None:
             bundled = {w.name: w for w in list_bundled()}[name]
             path, label = bundled.path, f"SR {bundled.name}"
@@ -119,3 +122,13 @@ class ModelTab(QWidget):
             path = Path(text).expanduser()
             label = f"SR {path.stem}"
         return [ModelSpec(label, path, model)], None, None
+
+
+def _in_napari_terms(choice: Choice, geometry: LayerGeometry, thick: tuple[int, int] | None, simulate: bool) -> str:
+    """Why these weights, in the widget's words: napari axes and the Simulate choice, not array axes or CLI flags."""
+    name = bundled_name(choice.weights)
+    if thick is not None:
+        return f"Simulate thick slices ×{thick[1]}: the through-plane weights {name}"
+    if simulate:
+        return f"Simulate ×2: the isotropic ×2 weights {name}"
+    return re.sub(r"array axis (\d)", lambda m: f"napari axis {int(geometry.ornt[int(m.group(1))][0])}", choice.reason)

@@ -28,7 +28,7 @@ from .grid import SideBySide
 from .tables import METRIC_COLUMNS, METRIC_CSV_COLUMNS, METRIC_HEADERS, fill_table, fit_rows, make_table, write_csv
 
 NONE = "(none)"
-REGION_LAYER = "SR region"
+REGION_LAYER = "Crop region"
 REFRESH_MS = 80
 """Debounce of the live metrics: they are recomputed once the slider has rested this long."""
 

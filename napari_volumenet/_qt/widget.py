@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 from napari.layers import Image
-from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QSize, Qt, QTimer
 from qtpy.QtWidgets import (
@@ -36,9 +34,11 @@ from ..errors import InputError, VolumeNetError
 from ..inference import PRECISIONS, RunOptions, resolve_device
 from .combos import LayerCombo
 from .compare import ModelList
+from .fit_tab import FitTab
 from .model_tab import ModelTab
 from .results import NONE, ResultsPanel, Shown, layer_named, save_dialog
 from .tables import COMPARISON_COLUMNS, COMPARISON_HEADERS, fill_table, make_table, write_csv
+from .worker import Failure, no_result, start_worker
 
 ISOTROPIC = "×2 isotropic (the paper's)"
 THICK = "thick slices ×{}"
@@ -49,25 +49,6 @@ WIDGET_NAME = "VolumeNet super-resolution"
 COMPARE_TAB = 1
 MIN_WIDTH = 430
 """Width of the dock's content (px): room for the metrics table and two columns of crops."""
-
-
-@dataclass
-class Failure:
-    """What the worker returns instead of a result when something went wrong."""
-
-    message: str
-
-
-def _guarded(steps: Generator[Step, None, RunResult]) -> Generator[Step, None, RunResult | Failure]:
-    """Run ``steps`` in the worker; errors come back as a :class:`Failure` (shown as a notification)."""
-    try:
-        return (yield from steps)
-    except VolumeNetError as error:
-        return Failure(str(error))
-    except torch.OutOfMemoryError:
-        return Failure("Out of memory: choose a smaller tile size or another device.")
-    except Exception as error:  # noqa: BLE001 - shown to the user, the widget stays usable
-        return Failure(f"Unexpected error ({type(error).__name__}): {error}")
 
 
 class FittingTabs(QTabWidget):
@@ -123,6 +104,8 @@ class SuperResolutionWidget(QWidget):
         self.model_tab = ModelTab()
         self.tabs.addTab(self.model_tab, "Model")
         self.tabs.addTab(self._build_compare_tab(), "Compare blocks")
+        self.fit_tab = FitTab(self)
+        self.tabs.addTab(self.fit_tab, "Fit to this scan")
         self.tabs.addTab(self._build_device_tab(), "Device")
         self.tabs.currentChanged.connect(self._fit_tab)
         layout.addWidget(self.tabs)
@@ -371,16 +354,10 @@ class SuperResolutionWidget(QWidget):
         except VolumeNetError as error:
             show_error(str(error))
             return
-        worker = thread_worker(_guarded, start_thread=False)(steps)
-        worker.yielded.connect(self._on_step)
-        worker.returned.connect(partial(self._on_returned, context))
-        worker.aborted.connect(self._on_aborted)
-        worker.errored.connect(self._on_errored)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self._set_running(True)
         self.status.setText("Loading the model…")
-        worker.start()
+        self.worker = start_worker(steps, yielded=self._on_step, returned=partial(self._on_returned, context),
+                                   aborted=self._on_aborted, finished=self._on_finished)
 
     def _prepare(self, comparison: bool) -> tuple[Generator[Step, None, RunResult], RunContext]:
         source = self._layer(self.input_combo.currentText())
@@ -422,7 +399,7 @@ class SuperResolutionWidget(QWidget):
     def cancel(self) -> None:
         """Stop the run at the next tile boundary; nothing is added."""
         if self.worker is not None:
-            self.status.setText("Cancelling at the next tile…")
+            self.status.setText("Cancelling…")
             self.cancel_button.setEnabled(False)
             self.worker.quit()
 
@@ -439,7 +416,7 @@ class SuperResolutionWidget(QWidget):
             self.badge.setText(describe_plan(step.plan))
             self.progress.setRange(0, max(step.total, 1))
             self.progress.setValue(step.done)
-            self.status.setText(f"{prefix}{step.label}: {step.done}/{step.total} tiles")
+            self.status.setText(f"{prefix}{step.label}: {100 * step.done // max(step.total, 1)} %")
         elif step.stage == "degrade":
             self.status.setText("Simulating the LR volume (degrade)…")
         elif step.stage == "metrics":
@@ -448,11 +425,7 @@ class SuperResolutionWidget(QWidget):
             self.status.setText(f"Metrics of {step.label}…")
 
     def _on_returned(self, context: RunContext, value: RunResult | Failure | None) -> None:
-        if isinstance(value, Failure):
-            show_error(value.message)
-            self.status.setText(f"Failed: {value.message}")
-            return
-        if value is None:
+        if no_result(value, self.status):
             return
         try:
             self._show_result(context, value)
@@ -473,11 +446,10 @@ class SuperResolutionWidget(QWidget):
             self.badge.setText(f"{plan} · ×{'×'.join(map(str, value.scale))}")
 
     def _on_aborted(self) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
         self.status.setText("Cancelled; nothing was added.")
         show_info("Super-resolution cancelled; nothing was added.")
-
-    def _on_errored(self, error: Exception) -> None:  # pragma: no cover - _guarded catches everything
-        show_error(f"Unexpected error: {error}")
 
     def _on_finished(self) -> None:
         self.worker = None
@@ -512,6 +484,8 @@ class SuperResolutionWidget(QWidget):
             show_warning(f"Input layer: {result.modality_warning}.")
         gt_name = context.input_name if result.mode == "simulate" else context.gt_name
         self.results.show_run(Shown(result, context, outputs, layers.lr_name, gt_name), differences)
+        if outputs:  # the last network's output (else tricubic), never a hidden difference map
+            self.viewer.layers.selection.active = list(outputs.values())[-1]
 
     def _fill_comparison(self, result: RunResult) -> None:
         self.comparison_rows = comparison_rows(result, UNTRAINED)
@@ -530,27 +504,51 @@ class SuperResolutionWidget(QWidget):
         save_dialog(self, "Export comparison", "CSV (*.csv)", self.export_comparison_csv)
 
 
+def main_dock_name() -> str:
+    """The dock name napari's Plugins menu gives the super-resolution widget (it toggles that dock)."""
+    from napari.plugins import menu_item_template
+    from npe2 import PluginManager
+
+    return menu_item_template.format(PluginManager.instance().get_manifest(PLUGIN).display_name, WIDGET_NAME)
+
+
+def open_main_widget(viewer: Any) -> tuple[QDockWidget, SuperResolutionWidget]:
+    """The viewer's one super-resolution widget and its dock: the existing one, however it was opened,
+    else a new one docked under the Plugins menu's name for it."""
+    for widget in viewer.window.dock_widgets.values():
+        if isinstance(widget, SuperResolutionWidget):
+            return _dock_of(widget), widget
+    widget = SuperResolutionWidget(viewer)
+    return viewer.window.add_dock_widget(widget, name=main_dock_name(), area="right"), widget
+
+
+def _dock_of(widget: QWidget) -> QDockWidget | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
+
+
 class ComparisonEntry(QWidget):
     """The "VolumeNet block comparison" menu entry: shows the one widget's "Compare blocks" tab.
 
     napari docks whatever a widget contribution returns, so this entry opens (or finds) the
     super-resolution dock, switches it to its comparison tab, and removes its own empty dock as
-    soon as napari has added it: there is only ever one copy of the widget.
+    soon as napari has added it: there is only ever one copy of the widget, whichever entry comes first.
     """
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        dock, widget = napari_viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET_NAME)
+        dock, widget = open_main_widget(napari_viewer)
         widget.show_comparison()
-        dock.show()
-        dock.raise_()
+        if dock is not None:
+            dock.show()
+            dock.raise_()
         self.target = widget
         QTimer.singleShot(0, self._remove_own_dock)
 
     def _remove_own_dock(self) -> None:
-        parent = self.parentWidget()
-        while parent is not None and not isinstance(parent, QDockWidget):
-            parent = parent.parentWidget()
-        if parent is not None:
-            self.viewer.window.remove_dock_widget(parent)
+        dock = _dock_of(self)
+        if dock is not None:
+            self.viewer.window.remove_dock_widget(dock)

@@ -1,4 +1,4 @@
-"""The ``volumenet`` command line (SPEC §6): upscale, degrade, evaluate, models, benchmark.
+"""The ``volumenet`` command line (SPEC §6): upscale, degrade, evaluate, models, benchmark, info, convert.
 
 Every command is a thin adapter over the library (:mod:`napari_volumenet.inference`,
 :mod:`napari_volumenet.io`, :mod:`napari_volumenet.evaluation`, :mod:`napari_volumenet.benchmark`);
@@ -12,7 +12,7 @@ Heavy modules (torch, nibabel, ...) are imported inside the commands, so ``--hel
 nothing here ever imports Qt or napari (the CLI runs on headless servers).
 
 One module per command (:mod:`.upscale`, :mod:`.degrade`, :mod:`.evaluate`, :mod:`.listing` for
-``models`` and ``benchmark``), each with its options, examples and handler; ``_files`` finds, pairs and
+``models`` and ``benchmark``, :mod:`.info`, :mod:`.convert`), each with its options, examples and handler; ``_files`` finds, pairs and
 checks inputs and outputs before any work, ``_args`` holds the argument types, ``_common`` the messages.
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 from .. import __version__
 from ..atomic import Terminated, termination_unwinds
 from ..errors import VolumeNetError, VolumeNetWarning
-from . import degrade, evaluate, listing, upscale
+from . import convert, degrade, evaluate, fit, info, listing, upscale
 from ._common import EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, PROG, fail, one_line
 
 MAIN_EPILOG = """\
@@ -39,6 +39,8 @@ examples:
   volumenet evaluate hr_folder/ --models runs/volumenet.pt --json results.json
   volumenet models
   volumenet benchmark --models volumenet,parallelnet --size 125,125,75
+  volumenet info dicom/t1_sag/
+  volumenet convert dicom/t1_sag/ -o t1_sag.nii.gz
 
 Run 'volumenet COMMAND --help' for the options of one command.
 """
@@ -66,8 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     upscale.add_options(subcommand(
-        "upscale", upscale.cmd_upscale, upscale.EPILOG, "super-resolve NIfTI volumes",
-        "Super-resolve NIfTI volumes with a trained network (exact tiled inference)."))
+        "upscale", upscale.cmd_upscale, upscale.EPILOG, "super-resolve NIfTI volumes and DICOM series",
+        "Super-resolve NIfTI volumes and DICOM series with a trained network (exact tiled inference)."))
+    fit.add_options(subcommand(
+        "fit", fit.cmd_fit, fit.EPILOG, "fit weights to one thick-slice scan from its own sharp plane",
+        "Self-supervised super-resolution: learn a thick-slice scan's slice axis from its in-plane axes "
+        "(made as thick as its slices), and write weights that upscale accepts."))
     degrade.add_options(subcommand(
         "degrade", degrade.cmd_degrade, degrade.EPILOG, "simulate a low-resolution acquisition",
         "Simulate the LR acquisition of HR NIfTI volumes (the paper's degradation)."))
@@ -82,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark", listing.cmd_benchmark, listing.BENCHMARK_EPILOG, "throughput and peak memory (random weights)",
         "Measure the speed and peak memory of networks with random weights on a random LR volume (speed only, "
         "not quality)."))
+    info.add_options(subcommand(
+        "info", info.cmd_info, info.EPILOG, "what the tool sees in a file or DICOM series",
+        "Shape, voxel sizes, affine, orientation, slice thickness and gap, modality, series description, and the "
+        "weights `volumenet upscale` would pick and why (headers only)."))
+    convert.add_options(subcommand(
+        "convert", convert.cmd_convert, convert.EPILOG, "DICOM series to NIfTI, NIfTI to a DICOM series",
+        "Convert a DICOM series to NIfTI (dcm2niix's grid and values), or a NIfTI volume to a new DICOM series in "
+        "the study of a template series."))
     return parser
 
 

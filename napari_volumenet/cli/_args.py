@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import warnings
 from typing import TYPE_CHECKING
 
 from .._parse import int_list
 
 if TYPE_CHECKING:
+    from ..evaluation import Degradation
     from ..inference import RunOptions
 
 
@@ -76,14 +78,33 @@ def thick_slices_arg(text: str) -> tuple[int, int, float]:
     return axis, factor, gap
 
 
+def degradation_arg(args: argparse.Namespace) -> Degradation:
+    """The LR simulation ``--scale`` (default 2) or ``--thick-slices`` asks for; both at once are refused."""
+    from ..errors import InputError, ModelError
+    from ..evaluation import Degradation
+
+    if args.thick_slices is not None:
+        if args.scale is not None:
+            raise InputError("--thick-slices sets the factor; leave out --scale")
+        axis, factor, gap = args.thick_slices
+        return Degradation.thick(axis, factor, gap)
+    try:
+        return Degradation.resize(args.scale or 2)
+    except ModelError as error:
+        raise InputError(str(error)) from None
+
+
 def pad_value_arg(text: str) -> float | str:
     """``--pad-value``: ``auto``, ``none`` or a number (HU)."""
     if text in ("auto", "none"):
         return text
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto, none or a number of HU, got {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected auto, none or a finite number of HU, got {text!r}")
+    return value
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +118,16 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["fast", "reference"], default="fast",
                         help="fast (default): ParallelNet/VolumeNet in channels-last without concatenations; "
                              "reference: the plain forward pass (same result up to float rounding)")
+
+
+def check_device(args: argparse.Namespace) -> None:
+    """``--device`` and ``--precision`` usable on this machine, checked once before any work: a missing GPU is
+    one error, not one per volume (the warning of a slow setting comes with the first volume)."""
+    from ..inference import resolve_device, resolve_precision
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resolve_precision(args.precision, resolve_device(args.device))
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:

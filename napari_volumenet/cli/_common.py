@@ -48,7 +48,7 @@ class TileBars:
 
         if label != self.label:
             self.close()
-            self.bar = tqdm(total=total, desc=label, unit="tile", file=sys.stderr, leave=False,
+            self.bar = tqdm(total=total, desc=label, unit="part", file=sys.stderr, leave=False,
                             disable=self.disable, dynamic_ncols=True)
             self.label = label
         self.bar.update(done - self.bar.n)

@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 from .. import __version__
-from ..errors import InputError, ModelError
-from ._args import scale_arg, thick_slices_arg
+from ._args import degradation_arg, scale_arg, thick_slices_arg
 from ._common import PROG, say, scale_suffix, shape_text
 from ._files import collect_inputs, plan_outputs, run_batch
 
@@ -30,7 +29,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     """Add the options of ``volumenet degrade`` to ``p``."""
     p.add_argument("inputs", nargs="+", metavar="HR", help="HR NIfTI file(s) or folder(s)")
     p.add_argument("-o", "--output", required=True, metavar="LR", help="output file or folder")
-    p.add_argument("--scale", type=scale_arg, default=2, metavar="S",
+    p.add_argument("--scale", type=scale_arg, default=None, metavar="S",
                    help="factor per axis: 2 (default) or three values such as 1,1,2 (array-axis order)")
     p.add_argument("--thick-slices", type=thick_slices_arg, default=None, metavar="AXIS,FACTOR[,GAP]",
                    help="instead of --scale: thick slices along array AXIS (0, 1, 2), each the mean of the FACTOR HR "
@@ -41,15 +40,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
-    from ..ops.scale import as_scale
-
-    try:
-        scale = as_scale(args.scale)
-    except ModelError as error:
-        raise InputError(str(error)) from None
-    if args.thick_slices is not None:
-        axis, factor, _ = args.thick_slices
-        scale = tuple(factor if a == axis else 1 for a in range(3))
+    scale = degradation_arg(args).scale
     inputs = collect_inputs(args.inputs, f"{PROG} degrade", args.quiet)
     jobs = plan_outputs(args.inputs, inputs, args.output, f"_lr_{scale_suffix(scale)}", args.overwrite)
     run_batch(jobs, lambda src, dst: _degrade_one(args, src, dst, scale))

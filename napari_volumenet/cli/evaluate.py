@@ -6,14 +6,14 @@ import argparse
 import csv
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..atomic import write_json_atomic, write_text_atomic
-from ..errors import InputError, ModelError, OutputError
-from ._args import add_run_options, names_arg, run_options, scale_arg, thick_slices_arg
+from ..errors import OutputError, VolumeNetError
+from ._args import add_run_options, check_device, degradation_arg, names_arg, run_options, scale_arg, thick_slices_arg
 from ._common import TileBars, say, scale_suffix
-from ._files import check_report_path, same_file
+from ._files import check_report_path, run_batch, same_file
 
 if TYPE_CHECKING:
     from ..evaluation import Degradation
@@ -55,20 +55,6 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
-def _degradation(args: argparse.Namespace) -> Degradation:
-    from ..evaluation import Degradation
-
-    if args.thick_slices is not None:
-        if args.scale is not None:
-            raise InputError("--thick-slices sets the factor; leave out --scale")
-        axis, factor, gap = args.thick_slices
-        return Degradation.thick(axis, factor, gap)
-    try:
-        return Degradation.resize(args.scale or 2)
-    except ModelError as error:
-        raise InputError(str(error)) from None
-
-
 def _evaluation_reports(args: argparse.Namespace) -> dict[str, Path | None]:
     reports = {key: check_report_path(getattr(args, key), args.overwrite) for key in ("json", "csv", "markdown", "plot")}
     paths = [p for p in reports.values() if p is not None]
@@ -77,16 +63,43 @@ def _evaluation_reports(args: argparse.Namespace) -> dict[str, Path | None]:
     return reports
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation import SUMMARY_COLUMNS, default_methods, evaluate, format_table, summarize, to_json
+def _score_volumes(args: argparse.Namespace, specs: list[str], degradation: Degradation
+                   ) -> tuple[list[dict[str, Any]], VolumeNetError | None]:
+    """The rows of every volume that could be scored, and the error listing those that could not (``None``: all
+    could); a bad volume is one line as it happens and does not stop the others. Nothing scored: that error."""
+    from ..evaluation import evaluate_volume, resolve_methods
+    from ..io import find_volumes
 
-    degradation = _degradation(args)
+    check_device(args)
+    methods = resolve_methods(specs, degradation=degradation, modality=args.modality)
+    volumes = find_volumes([Path(p).expanduser() for p in args.inputs])
+    rows: list[dict[str, Any]] = []
+    bars = TileBars(disable=args.quiet)
+
+    def score(path: Path, _: Path) -> None:
+        try:
+            rows.extend(evaluate_volume(path, methods, degradation=degradation, modality=args.modality,
+                                        options=run_options(args), progress=bars))
+        finally:
+            bars.close()  # before any message about the volume
+
+    try:
+        run_batch([(path, path) for path in volumes], score, done="scored (see the table)")
+    except VolumeNetError as error:
+        if not rows:
+            raise
+        return rows, error
+    return rows, None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation import SUMMARY_COLUMNS, default_methods, format_table, summarize, to_json
+
+    degradation = degradation_arg(args)
     reports = _evaluation_reports(args)
     factors = scale_suffix(degradation.network_scale)
     specs = list(args.models) if args.models else default_methods(args.modality, degradation.network_scale)
-    with TileBars(disable=args.quiet) as bars:
-        rows = evaluate(args.inputs, specs, degradation=degradation, modality=args.modality,
-                        options=run_options(args), progress=bars)
+    rows, failure = _score_volumes(args, specs, degradation)
     summary = summarize(rows)
     volumes = len({row["volume"] for row in rows})
     print(f"{volumes} volume(s), {degradation.describe()}, modality {args.modality}; "
@@ -117,4 +130,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                f"{scale_suffix(degradation.scale)}, {volumes} volume(s)") is None:
             raise OutputError("--plot needs matplotlib (pip install matplotlib)")
         say(args.quiet, f"wrote {reports['plot']}")
+    if failure is not None:
+        raise failure
     return 0

@@ -112,9 +112,9 @@ def output_header(
     qform = None if fresh else _carried_qform(out, affine)
     out.set_data_dtype(np.float32)
     out.set_data_shape(tuple(int(n) for n in shape))
-    out.set_sform(affine, code=sform_code)
-    out.set_qform(affine if qform is None else qform, code=qform_code)
     out.set_zooms(affine_zooms(affine))
+    out.set_sform(affine, code=sform_code)
+    out.set_qform(affine if qform is None else qform, code=qform_code)  # pixdim: the qform's own voxel sizes
     out.set_slope_inter(np.nan, np.nan)  # float data as stored: no rescaling on read
     out["cal_min"] = 0.0
     out["cal_max"] = 0.0

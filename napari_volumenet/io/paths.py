@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
+from .files import read_text_bounded
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 """What :func:`find_volumes` looks for in folders and what :func:`~napari_volumenet.io.write_volume` writes."""
@@ -38,6 +39,8 @@ def volume_stem(path: PathLike) -> str:
     ``scan``; another name loses its last suffix (``Path.stem``)."""
     path = Path(path)
     suffix = volume_suffix(path)
+    if suffix is None and path.is_dir():  # a DICOM series folder: its whole name
+        return path.name
     return path.name[: -len(suffix)] if suffix else path.stem
 
 
@@ -48,11 +51,15 @@ def sidecar_path(path: PathLike) -> Path:
 
 
 def written_by(path: PathLike, tool: str) -> bool:
-    """Whether ``path`` is an output of ``tool`` (e.g. ``"volumenet upscale"``): its JSON sidecar says so."""
+    """Whether ``path`` is an output of ``tool`` (e.g. ``"volumenet upscale"``): its JSON sidecar says so.
+
+    A sidecar that is not a regular file of at most 1 MiB (a FIFO, a link to ``/dev/zero``) says no, unread.
+    """
     path = Path(path)
+    text = read_text_bounded(sidecar_path(path))
     try:
-        record = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = json.loads(text) if text is not None else None
+    except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
         return False
     return isinstance(record, dict) and record.get("tool") == tool and Path(str(record.get("output"))).name == path.name
 
@@ -65,11 +72,13 @@ def find_volumes(paths: Iterable[PathLike] | PathLike, recursive: bool = True) -
     """The volume files named by ``paths``, in order, each once.
 
     A file is taken as given (it must exist; :func:`~napari_volumenet.io.read_volume` judges its content). A
-    folder contributes its ``.nii`` / ``.nii.gz`` files, searched recursively unless ``recursive`` is
-    false, sorted by path; hidden files and folders (name starting with ``.``, e.g. temporary
+    folder contributes its ``.nii`` / ``.nii.gz`` files and the folders holding DICOM files (itself included: each
+    is a series input), searched recursively unless ``recursive`` is false, sorted by path; hidden files and folders (name starting with ``.``, e.g. temporary
     files of an interrupted write or macOS ``._`` files) are skipped. A missing path, or a folder
     with no NIfTI file in it, is an :class:`InputError`.
     """
+    from .dicom.files import series_folders
+
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     found: list[Path] = []
@@ -86,9 +95,10 @@ def find_volumes(paths: Iterable[PathLike] | PathLike, recursive: bool = True) -
         if path.is_dir():
             candidates = path.rglob("*") if recursive else path.iterdir()
             files = sorted(p for p in candidates if is_nifti(p) and not _hidden(p, path) and p.is_file())
+            files = sorted(files + series_folders(path, recursive))
             if not files:
                 where = "in" if not recursive else "anywhere under"
-                raise InputError(f"no .nii or .nii.gz files {where} the folder {path}")
+                raise InputError(f"no .nii or .nii.gz files or DICOM series {where} the folder {path}")
             for file in files:
                 add(file)
         elif path.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..errors import InputError
 from ._text import reason
@@ -31,12 +32,16 @@ def provenance_description(
 
 
 def sha256_file(path: PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    """Hex SHA-256 of a file, read in 1 MiB chunks; of a DICOM series folder, its DICOM files' names and contents
+    in name order."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                digest.update(chunk)
+        for file in _series_files(Path(path)) if Path(path).is_dir() else [Path(path)]:
+            if file != Path(path):
+                digest.update(file.name.encode("utf-8") + b"\0")
+            with open(file, "rb") as handle:
+                for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                    digest.update(chunk)
     except FileNotFoundError:
         raise InputError(f"no such file: {path}") from None
     except IsADirectoryError:
@@ -44,3 +49,14 @@ def sha256_file(path: PathLike) -> str:
     except OSError as error:
         raise InputError(f"cannot read {path}: {reason(error)}") from None
     return digest.hexdigest()
+
+
+def _series_files(folder: Path) -> list[Path]:
+    """The DICOM files of a series folder (:class:`InputError` when there is none: a folder is not a file)."""
+    from .dicom.files import dicom_files
+
+    files = dicom_files(folder)
+    if not files:
+        raise InputError(f"{folder} is a folder, not a file")
+    return files
+

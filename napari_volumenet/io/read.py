@@ -25,6 +25,8 @@ from nibabel.spatialimages import HeaderDataError
 from .._memory import available_memory, describe_bytes
 from ..errors import GeometryWarning, InputError
 from ._text import reason, shape_text
+from .dicom.files import is_dicom_file
+from .files import check_regular_file
 from .header import QFORM_TOLERANCE_MM, qform_sform_distance, quiet_nibabel
 from .paths import NIFTI_SUFFIXES, PathLike, volume_suffix
 from .volume import Volume, affine_zooms, validate_volume
@@ -110,6 +112,9 @@ def _check_declared_size(path: Path, header: Any, head_packed: bool) -> None:
     voxels = math.prod(shape)
     declared = int(header.get_data_offset()) + voxels * itemsize
     stored = path.stat().st_size
+    if 0 in shape:  # nibabel would read a gzip file of it as a 1D array of nothing
+        raise InputError(f"{path} is {shape_text(shape)} voxels: its header declares an axis without voxels; "
+                         "a 3D volume needs at least 4 along every axis")
     what = f"its header declares {shape_text(shape)} voxels of {itemsize} bytes ({describe_bytes(declared)})"
     if not head_packed and declared > stored:
         raise InputError(f"{path} is truncated: {what}, but the file has only {describe_bytes(stored)}")
@@ -145,32 +150,62 @@ def _gzip_size(path: Path) -> int | None:
 
 
 def read_volume(path: PathLike) -> Volume:
-    """Read a 3D NIfTI (or MGH) volume: float32 data, best affine, a copy of the header.
+    """Read a 3D NIfTI (or MGH) volume, or a DICOM series (a folder, or one of its files: :func:`~.dicom.read_series`):
+    float32 data, best affine, a copy of the header.
 
     Every problem with the file is an :class:`InputError` with a one-sentence message: missing,
-    a folder, unreadable, not a NIfTI file, voxels declared inside the header, a zero voxel size,
-    more voxels declared than the file holds or than memory allows (checked before reading),
-    truncated or corrupt, and whatever :func:`validate_volume` refuses. A qform that disagrees with
+    a FIFO, device or socket (refused by type, never opened), unreadable, not a NIfTI file, voxels
+    declared inside the header, a zero voxel size or an axis without voxels, more voxels declared than
+    the file holds or than memory allows (checked before reading), truncated or corrupt, and whatever :func:`validate_volume` refuses. A qform that disagrees with
     the sform gives a :class:`~napari_volumenet.errors.GeometryWarning` (the sform is used).
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a NIfTI file")
-    if volume_suffix(path) is None:
-        raise InputError(f"{path} is not a NIfTI file (the name must end in .nii or .nii.gz)")
-    head, packed = _head(path)
-    raw = _raw_nifti_header(head) if volume_suffix(path) in NIFTI_SUFFIXES else None
-    if raw is not None:
-        _check_raw_header(path, raw)
-    image = _load_image(path)
+    if _is_dicom(path):  # a folder, or one file of a series: the series (a folder without DICOM files is refused)
+        from .dicom import read_series
+
+        return read_series(path)
+    image, packed = _open_header(path)
     _check_declared_size(path, image.header, packed)
     data, affine = _read_data(path, image)
     data = validate_volume(data, name=str(path))
     affine = _check_affine(affine, str(path))
     _warn_if_qform_disagrees(path, image.header)
     return Volume(data=data, affine=affine, header=_header_of(image, affine), path=path)
+
+
+def read_affine(path: PathLike) -> np.ndarray:
+    """The ``(4, 4)`` affine :func:`read_volume` gives ``path`` (a NIfTI/MGH file's sform, else its qform), from
+    the header alone where it can: the same checks of the file and its header, no voxel read, nibabel quiet."""
+    path = Path(path).expanduser()
+    if _is_dicom(path):  # a series' geometry comes from the headers of all its files
+        from .dicom import series_info
+
+        return series_info(path).grid.affine
+    image, _ = _open_header(path)
+    with _reading(path):
+        affine = np.array(image.affine, dtype=np.float64)
+    return _check_affine(affine, str(path))
+
+
+def _is_dicom(path: Path) -> bool:
+    """Whether ``path`` is read as a DICOM series: a folder, or a file without a volume suffix that is DICOM.
+    Any other path must be a regular file: missing, a FIFO or a device is refused here, before any read."""
+    if path.is_dir():
+        return True
+    check_regular_file(path, "NIfTI file")
+    return volume_suffix(path) is None and is_dicom_file(path)
+
+
+def _open_header(path: Path) -> tuple[Any, bool]:
+    """nibabel's lazy image of the regular file ``path`` and whether it is gzip, once its name and its header
+    as stored are checked (a volume suffix, voxels after the header, non-zero voxel sizes)."""
+    if volume_suffix(path) is None:
+        raise InputError(f"{path} is not a NIfTI file (the name must end in .nii or .nii.gz)")
+    head, packed = _head(path)
+    raw = _raw_nifti_header(head) if volume_suffix(path) in NIFTI_SUFFIXES else None
+    if raw is not None:
+        _check_raw_header(path, raw)
+    return _load_image(path), packed
 
 
 @contextlib.contextmanager

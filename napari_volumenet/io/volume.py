@@ -13,6 +13,29 @@ from ..errors import InputError
 from ._text import shape_text
 
 
+@dataclass(frozen=True)
+class Slab:
+    """How thick the slices along one array axis are, where the scan says so (a DICOM series does, NIfTI not)."""
+
+    axis: int
+    """The array axis across the slices."""
+    thickness: float
+    """Slice thickness in mm (the slab each slice integrates, SPEC §3)."""
+    spacing: float
+    """Distance between slice centres in mm."""
+
+    @property
+    def gap(self) -> float:
+        """Empty space between slabs in mm (``spacing − thickness``; negative when slices overlap)."""
+        return self.spacing - self.thickness
+
+    def text(self) -> str:
+        """E.g. ``4 mm slices every 4.8 mm (gap 0.8 mm)``."""
+        gap = self.gap
+        kind = f"gap {gap:.3g} mm" if gap > 0 else f"overlap {-gap:.3g} mm" if gap < 0 else "no gap"
+        return f"{self.thickness:.3g} mm slices every {self.spacing:.3g} mm ({kind})"
+
+
 @dataclass
 class Volume:
     """A volume as read from disk."""
@@ -24,6 +47,10 @@ class Volume:
     header: nib.Nifti1Header | None
     """Copy of the file's header (``None`` if there is none worth keeping)."""
     path: Path | None = None
+    slab: Slab | None = None
+    """Slice thickness and spacing, when the file says them (a DICOM series)."""
+    series: Any = None
+    """The DICOM series it was read from (:class:`~napari_volumenet.io.dicom.Series`), else ``None``."""
 
     @property
     def zooms(self) -> tuple[float, float, float]:

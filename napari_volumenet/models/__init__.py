@@ -2,7 +2,7 @@
 
 from .base import SuperResolutionNet
 from .blocks import Block, list_blocks
-from .registry import count_parameters, create_model, list_models, register
+from .registry import count_parameters, create_model, display_name, list_models, register
 
-__all__ = ["Block", "SuperResolutionNet", "count_parameters", "create_model", "list_blocks", "list_models",
-           "register"]
+__all__ = ["Block", "SuperResolutionNet", "count_parameters", "create_model", "display_name", "list_blocks",
+           "list_models", "register"]

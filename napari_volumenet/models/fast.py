@@ -25,6 +25,7 @@ or training); networks it does not know are returned unchanged.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Generator
 from contextlib import nullcontext
 
 import torch
@@ -33,6 +34,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .parallelnet import ParallelNet
+from .planenet import PlaneNet, both_orientations
 
 
 def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -250,12 +252,34 @@ class FastParallelNet(nn.Module):
         """In training under autocast (``--amp``), the head and the sum that ends the network stay in fp32:
         they carry the interpolated signal, whose bf16 rounding (0.4 %) would be as large as the detail
         the branches add."""
+        steps = self.forward_steps(x)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as finished:
+                return finished.value
+
+    @property
+    def progress_units(self) -> int:
+        """The parts :meth:`forward_steps` runs in: one per block (``depth · (depth + 1) / 2``)."""
+        return self.net.depth * (self.net.depth + 1) // 2
+
+    def forward_steps(self, x: torch.Tensor) -> Generator[None, None, torch.Tensor]:
+        """:meth:`forward` in :attr:`progress_units` parts: yields after each block but the last, returns the
+        output ``(N, 1, s0·D, s1·H, s2·W)``; a caller reports progress or stops between blocks."""
         with torch.autocast(x.device.type, enabled=False) if torch.is_grad_enabled() else nullcontext():
             f0 = self.head(_to_channels_last(x))
         diagonal: list[torch.Tensor] = []
         for k in range(self.net.depth):
             first_input = f0 if k == 0 else list(diagonal)
-            diagonal = [self._block(i, k - i, diagonal[i]) for i in range(k)] + [self._block(k, 0, first_input)]
+            level = []
+            for i in range(k):
+                level.append(self._block(i, k - i, diagonal[i]))
+                yield
+            level.append(self._block(k, 0, first_input))
+            diagonal = level
+            if k + 1 < self.net.depth:
+                yield
         fused = self.fusion.split_input(diagonal)
         fused = fused + f0 if torch.is_grad_enabled() else fused.add_(f0)
         return self.net.shuffle(_as_ncdhw(fused))
@@ -288,12 +312,41 @@ class FastParallelNet(nn.Module):
         return reads_parts and len({conv.conv.out_channels for conv in firsts}) == 1
 
 
+class FastPlaneNet(nn.Module):
+    """Twin of a :class:`PlaneNet` on the fast twin of its core; same input, output and gradients."""
+
+    def __init__(self, net: PlaneNet) -> None:
+        super().__init__()
+        self.net = net
+        self.core = FastParallelNet(net.core)
+        self.scale = net.scale
+        self.receptive_field = net.receptive_field
+        self.config = net.config
+        self.train(net.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return both_orientations(self.core, x)
+
+    def floats_per_voxel(self) -> int:
+        return self.net.floats_per_voxel() + 2 * self.net.core.channels
+
+    @property
+    def uniform_feature_maps(self) -> bool:
+        """As :attr:`FastParallelNet.uniform_feature_maps` (the core's)."""
+        return self.core.uniform_feature_maps
+
+
 def accelerate(model: nn.Module) -> nn.Module:
-    """The fast twin of ``model`` where one exists (ParallelNet, VolumeNet), else ``model``.
+    """The fast twin of ``model`` where one exists (ParallelNet, VolumeNet, PlaneNet), else ``model``.
 
     The twin shares the parameters of ``model`` (loading new weights into ``model`` updates it),
     starts in the same train/eval mode and is differentiable, so training can use it too.
     """
+    if isinstance(model, PlaneNet):
+        try:
+            return FastPlaneNet(model)
+        except TypeError:
+            return model
     if isinstance(model, ParallelNet):
         try:
             return FastParallelNet(model)

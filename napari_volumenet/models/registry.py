@@ -12,6 +12,7 @@ from ..errors import ModelError
 from .base import SuperResolutionNet
 from .baselines import DCSRN, MDCSRN, SRCNN3D, Tricubic
 from .parallelnet import ParallelNet
+from .planenet import PlaneNet
 
 Builder = Callable[..., SuperResolutionNet]
 _MODELS: Registry[Builder] = Registry("model")
@@ -36,6 +37,17 @@ def create_model(name: str, **kwargs: Any) -> SuperResolutionNet:
         raise ModelError(f"invalid arguments for model {name!r}: {error}") from None
 
 
+TITLES = {"parallelnet": "ParallelNet", "volumenet": "VolumeNet", "srcnn3d": "3D SRCNN", "dcsrn": "DCSRN",
+          "mdcsrn": "mDCSRN", "tricubic": "tricubic", "planenet": "PlaneNet"}
+
+
+def display_name(name: str, kwargs: dict[str, Any] | None = None) -> str:
+    """A network as the paper names it, with its size when ``kwargs`` give one: ``ParallelNet D9C32``."""
+    kwargs = kwargs or {}
+    size = "".join(f"{letter}{kwargs[key]}" for letter, key in (("D", "depth"), ("C", "channels")) if key in kwargs)
+    return " ".join(part for part in (TITLES.get(name, name), size) if part)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (weights and biases)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -53,6 +65,13 @@ def volumenet(depth: int = 9, channels: int = 32, block: str = "queue", scale: A
               ratio: float = 0.5) -> ParallelNet:
     """VolumeNet: ParallelNet built from Queue blocks (R = C/2); D9C32 by default."""
     return ParallelNet(depth, channels, block, scale, ratio, name="volumenet")
+
+
+@register("planenet")
+def planenet(depth: int = 9, channels: int = 16, block: str = "queue", scale: Any = (1, 1, 4),
+             ratio: float = 0.5) -> PlaneNet:
+    """A ParallelNet on the 2D planes holding array axis 2, run in both and averaged (the fit to one scan)."""
+    return PlaneNet(depth, channels, block, scale, ratio)
 
 
 @register("srcnn3d")

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ import torch
 from .. import __version__
 from ..atomic import save_torch_atomic
 from ..errors import ModelError, WeightsError
+from ..io._text import reason
+from ..io.files import special_kind
 from ..models import SuperResolutionNet, create_model
 from ..ops.normalize import MODALITIES
 from ..ops.scale import as_scale
@@ -79,9 +82,12 @@ def read_weights_file(path: str | Path) -> dict[str, Any]:
     """The raw payload of a weights file, checked to be ours; :class:`WeightsError` otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+        kind = special_kind(path.stat().st_mode) if path.exists() else None  # a FIFO is never opened
+        raise WeightsError(f"{path} is {kind}, not a weights file" if kind else f"weights file not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as error:  # the file cannot be opened or read: say why, not "damaged"
+        raise WeightsError(f"{path} cannot be read: {reason(error)}") from None
     except Exception as error:  # noqa: BLE001 - any unpickling failure means "not our file"
         raise WeightsError(
             f"{path} is not a napari-volumenet weights file: PyTorch cannot read it safely "
@@ -149,6 +155,9 @@ def check_metadata(path: Path, meta: dict[str, Any]) -> tuple[str, dict[str, Any
     name = meta.get("model")
     if name not in list_models():
         raise WeightsError(f"{path.name} describes an unknown model {name!r}; this version has {', '.join(list_models())}")
+    if meta.get("modality") not in MODALITIES:
+        raise WeightsError(f"{path.name} is damaged or crafted: its modality {meta.get('modality')!r} is not one of "
+                           f"{', '.join(MODALITIES)}")
     kwargs = meta.get("model_kwargs", {})
     if not isinstance(kwargs, dict):
         raise WeightsError(f"{path.name} is damaged: its model arguments are not a mapping")
@@ -161,7 +170,32 @@ def check_metadata(path: Path, meta: dict[str, Any]) -> tuple[str, dict[str, Any
     kwargs = {k: v for k, v in kwargs.items() if k != "scale"}  # the top-level scale is the one used
     for key, value in kwargs.items():
         _check_argument(path, key, value, list_blocks())
+    if "fit" in meta:
+        check_fit(path, meta["fit"])
     return name, {**kwargs, "scale": factors}
+
+
+FIT_FIELDS = {"source": str, "modality": str, "factor": int, "axis": int, "profile": dict, "start": str, "kept": str,
+              "minutes": (int, float), "steps": int, "self_validation": dict}
+"""The ``fit`` entry of weights made by ``volumenet fit`` (:mod:`napari_volumenet.fit`): field → type."""
+
+
+def check_fit(path: Path, fit: Any) -> None:
+    """The ``fit`` metadata of fitted weights well-formed (every field of :data:`FIT_FIELDS`, finite numbers, the
+    self-validation's ``cubic`` / ``start`` / ``fitted`` PSNRs), else :class:`WeightsError`."""
+    if not isinstance(fit, dict):
+        raise WeightsError(f"{path.name} is damaged: its fit metadata is not a mapping")
+    for key, kind in FIT_FIELDS.items():
+        value = fit.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise WeightsError(f"{path.name} is damaged: fit metadata {key}={value!r} is missing or of the wrong type")
+    scores = [fit["self_validation"].get(k) for k in ("cubic", "start", "fitted")]
+    numbers = [fit["minutes"], *scores]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
+        raise WeightsError(f"{path.name} is damaged: its fit metadata has a missing or non-finite number")
+    if fit["axis"] not in (0, 1, 2) or not 1 <= fit["factor"] <= MAX_SCALE or fit["steps"] < 0:
+        raise WeightsError(f"{path.name} is damaged: fit axis {fit['axis']!r}, factor {fit['factor']!r} or steps "
+                           f"{fit['steps']!r} out of range")
 
 
 def _check_argument(path: Path, key: str, value: Any, blocks: list[str]) -> None:
@@ -223,10 +257,34 @@ class BundledWeights:
     params: int | None = None
     steps: int | None = None
     """Training steps of the weights (the best validation's step)."""
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    """The architecture (``depth``, ``channels``, ``block``…), as the file's metadata says (without ``scale``)."""
 
     @property
     def path(self) -> Path:
         return BUNDLED_DIR / self.file
+
+    @property
+    def val_gain(self) -> float | None:
+        """Validation PSNR minus tricubic's on the same validation volumes (dB), when both are recorded."""
+        if self.val_psnr is None or self.tricubic_val_psnr is None:
+            return None
+        return float(self.val_psnr) - float(self.tricubic_val_psnr)
+
+    @property
+    def beats_tricubic(self) -> bool | None:
+        """Whether the weights beat tricubic interpolation on their own validation (None: not recorded)."""
+        return None if self.val_gain is None else self.val_gain > 0
+
+    @property
+    def training_note(self) -> str:
+        """Steps and validation in a few words: ``5,028 steps · val 35.90 dB (+1.59 over tricubic)``."""
+        parts = [] if self.steps is None else [f"{self.steps:,} steps"]
+        if self.val_psnr is not None:
+            gain = "" if self.val_gain is None else f" ({self.val_gain:+.2f} over tricubic)"
+            parts.append(f"val {self.val_psnr:.2f} dB{gain}")
+        note = " · ".join(parts) or "training not recorded"
+        return note + (" · NOT better than tricubic" if self.beats_tricubic is False else "")
 
     @property
     def terms(self) -> str:

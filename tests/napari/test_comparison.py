@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from napari_volumenet._comparison import (
-    LayerInfo, choose_layers, comparison_weights, crops, factors_between, grid_order, grid_shape, metric_rows,
+    LayerInfo, block_candidates, choose_layers, comparison_weights, crops, factors_between, grid_order, grid_shape, metric_rows,
     same_layer,
 )
 from napari_volumenet.inference import RunOptions
@@ -116,3 +116,24 @@ def test_comparison_weights_one_per_block_of_one_modality():
     assert {k: v.name for k, v in comparison_weights(flagged, lambda e: e.block).items()} == {
         "conv": "c1", "lwv1": "c2"}
     assert comparison_weights([], lambda e: e.block) == {}
+
+
+def test_block_candidates_named_block_first_by_what_their_weights_hold():
+    from napari_volumenet.weights import BundledWeights
+
+    def entry(name, model, kwargs, val, steps=60):
+        return BundledWeights(name, f"{name}.pt", model, "mri", (2, 2, 2), "", comparison=True, val_psnr=val,
+                              tricubic_val_psnr=30.0, steps=steps, model_kwargs=kwargs)
+
+    bundled = [entry("q", "volumenet", {"depth": 9, "channels": 32, "block": "queue"}, 31.25, 1200),
+               entry("x", "parallelnet", {"depth": 9, "channels": 16, "block": "xception"}, 29.5)]
+    rows = block_candidates(bundled, ["conv", "xception", "queue"])
+    by_name = {r.name: r for r in rows}
+    assert list(by_name) == ["conv · ParallelNet", "xception · ParallelNet D9C16", "queue · VolumeNet D9C32",
+                             "3D SRCNN", "DCSRN", "mDCSRN"]
+    queue, xception = by_name["queue · VolumeNet D9C32"], by_name["xception · ParallelNet D9C16"]
+    assert queue.checked and queue.weights.name == "q.pt" and not queue.below_tricubic
+    assert queue.note == "1,200 steps · val 31.25 dB (+1.25 over tricubic)"
+    assert xception.below_tricubic and xception.note.endswith("NOT better than tricubic")  # marked
+    assert not by_name["conv · ParallelNet"].checked and by_name["conv · ParallelNet"].weights is None
+    assert not by_name["3D SRCNN"].checked

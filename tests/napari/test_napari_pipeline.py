@@ -14,7 +14,8 @@ from napari_volumenet._comparison import slice_metrics
 from napari_volumenet._pipeline import ModelSpec, RunRequest, Step, run_steps, run_sync
 from napari_volumenet._sample_data import make_phantom
 from napari_volumenet.errors import InputError, VolumeNetError, WeightsError
-from napari_volumenet.inference import upscale
+from napari_volumenet.inference import progress_units, upscale
+from napari_volumenet.models.fast import accelerate
 from napari_volumenet.models import create_model
 from napari_volumenet.ops.degrade import crop_to_multiple, degrade
 from napari_volumenet.ops.interpolate import tricubic_upsample_numpy
@@ -57,9 +58,11 @@ def test_simulate_matches_the_library(hr_stored, tiny_weights):
         assert out.metrics == compute_metrics(gt, out.data)
         np.testing.assert_array_equal(out.difference, np.abs(out.data - gt))
     assert result.diff_limits[1] >= max(np.percentile(o.difference, 99.5) for o in result.outputs) - 1e-6
-    # one Step per tile, for each output
+    # one Step per progress unit (each block of each window), for each output
     tiles = [s for s in steps if s.stage == "tiles"]
-    assert tiles[-1].done == tiles[-1].total == sr.plan.tiles > 1
+    assert sr.plan.tiles > 1
+    assert tiles[-1].done == tiles[-1].total == sr.plan.tiles * progress_units(accelerate(model)) == len(
+        [s for s in tiles if s.label == "SR"])
     assert {s.label for s in tiles} == {"tricubic", "SR"}
     # slice metrics use the whole GT range
     rng = (float(gt.min()), float(gt.max()))

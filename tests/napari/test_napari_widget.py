@@ -71,6 +71,7 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
     assert widget.badge.text().startswith("cpu · fp32 · ")
     sr = viewer.layers["SR w"]
     tri = viewer.layers["tricubic"]
+    assert viewer.layers.selection.active is sr and sr.visible  # the controls show a layer one can see
 
     # SPEC §5 in napari terms, and the written affine is sr_affine of the LR file's affine
     scale, translate = napari_scale_translate(lr.scale, lr.translate, (2, 2, 2))
@@ -174,12 +175,13 @@ def test_cancel_adds_nothing_and_the_widget_stays_usable(phantom, qtbot, tiny_we
     widget.tile_spin.setValue(3)  # thousands of tiles
     names = {layer.name for layer in viewer.layers}
     widget.run()
-    qtbot.waitUntil(lambda: "tiles" in widget.status.text(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "%" in widget.status.text(), timeout=TIMEOUT_MS)
     assert widget.cancel_button.isEnabled()
     qtbot.mouseClick(widget.cancel_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
     assert {layer.name for layer in viewer.layers} == names
     assert "Cancelled" in widget.status.text()
+    assert widget.progress.value() == 0  # the bar is reset, not left where it stopped
     assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
     widget.tile_spin.setValue(-1)
     _click_and_wait(qtbot, widget, widget.run_button)
@@ -222,34 +224,82 @@ def test_simulate_mode_degrades_the_hr_input(phantom, qtbot, tiny_weights):
     assert volume["SR w"]["psnr"] == compute_metrics(np.asarray(hr.data), sr.data)["psnr"]
 
 
-def test_block_comparison_table(make_napari_viewer, qtbot, tiny_weights, tmp_path, monkeypatch):
-    from napari_volumenet._qt import compare as compare_module
+def _open_from_menu(command: str) -> None:
+    """What a click on a Plugins menu entry does: napari's own command, which docks what it returns."""
+    from napari._app_model import get_app_model
+    from qtpy.QtWidgets import QApplication
 
-    monkeypatch.setattr(compare_module, "list_bundled", lambda: [])  # every block untrained unless given weights
+    get_app_model().commands.execute_command(command).result()
+    QApplication.processEvents()  # the comparison entry removes its own empty dock on the next turn
+    QApplication.processEvents()
+
+
+@pytest.mark.parametrize("first", ["napari-volumenet.widget", "napari-volumenet.comparison_widget"])
+def test_one_widget_whichever_menu_entry_comes_first(make_napari_viewer, first):
+    viewer = make_napari_viewer()
+    others = {"napari-volumenet.widget": "napari-volumenet.comparison_widget"}
+    _open_from_menu(first)
+    _open_from_menu(others.get(first, "napari-volumenet.widget"))
+    _open_from_menu("napari-volumenet.comparison_widget")
+    docked = [w for w in viewer.window.dock_widgets.values() if isinstance(w, SuperResolutionWidget)]
+    assert len(docked) == 1 and len(viewer.window.dock_widgets) == 1
+    assert docked[0].tabs.currentIndex() == COMPARE_TAB
+
+
+def test_block_comparison_runs_the_bundled_weights_with_its_defaults(make_napari_viewer, qtbot):
+    """Compare blocks ▸ Run comparison with nothing changed: every bundled block network runs and is measured."""
+    from napari_volumenet.ops.degrade import degrade
+    from napari_volumenet._sample_data import make_phantom
+
+    viewer = make_napari_viewer()
+    hr = make_phantom((40, 40, 32))
+    viewer.add_image(hr, name="hr")
+    viewer.add_image(degrade(hr, 2), name="lr", scale=(2, 2, 2), translate=(0.5, 0.5, 0.5))
+    _open_from_menu("napari-volumenet.comparison_widget")
+    widget = next(w for w in viewer.window.dock_widgets.values() if isinstance(w, SuperResolutionWidget))
+    before = _record_count()
+    _click_and_wait(qtbot, widget, widget.compare_button)
+    assert _errors_since(before) == []
+    rows = {r["model"]: r for r in widget.comparison_rows}
+    blocks = ["conv", "xception", "mobilenetv2", "cpd", "lwv1", "lwv2", "queue"]
+    assert [name.split(" · ")[0] for name in rows] == ["tricubic", *blocks]  # block first
+    assert rows["queue · VolumeNet D9C32"]["weights"] == "compare-d9c32-queue-mri-x2.pt"
+    assert rows["xception · ParallelNet D9C32"]["weights"] == "compare-d9c32-xception-mri-x2.pt"
+    for name, row in rows.items():
+        assert row["psnr"] is not None and row["seconds"] > 0, name
+        assert name in viewer.layers and viewer.layers[name].data.shape == hr.shape  # trained: an image each
+    training = [widget.model_list.table.item(r, 1).text() for r in range(len(blocks))]
+    assert all("steps" in text and "tricubic" in text for text in training)
+
+
+def test_block_comparison_speed_only_rows(make_napari_viewer, qtbot, tiny_weights, tmp_path):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "phantom")
     _, entry = viewer.window.add_plugin_dock_widget(PLUGIN, COMPARISON)
     widget = entry.target
     assert widget.tabs.currentIndex() == COMPARE_TAB
-    widget.model_list.set_checked(["VolumeNet · queue", "VolumeNet · lwv1", "3D SRCNN"])
-    widget.model_list.set_weights("VolumeNet · queue", tiny_weights)
+    queue, lwv1 = "queue · VolumeNet D9C32", "lwv1 · ParallelNet D9C32"
+    widget.model_list.set_checked([queue, lwv1, "3D SRCNN"])
+    widget.model_list.set_weights(queue, tiny_weights)  # another file: the file decides the network
+    widget.model_list.set_weights(lwv1, None)  # no weights: speed only
     widget.model_list.depth.setValue(1)
     widget.model_list.channels.setValue(4)
     _click_and_wait(qtbot, widget, widget.compare_button)
     rows = {r["model"]: r for r in widget.comparison_rows}
-    assert list(rows) == ["tricubic", "VolumeNet · lwv1 · untrained", "VolumeNet · queue (w)", "3D SRCNN · untrained"]
-    assert rows["VolumeNet · queue (w)"]["weights"] == "w.pt"
-    assert rows["VolumeNet · queue (w)"]["psnr"] is not None
-    assert rows["VolumeNet · lwv1 · untrained"]["weights"] == "untrained (random weights, speed only)"
-    assert rows["VolumeNet · lwv1 · untrained"]["psnr"] is None  # quality of random weights is not shown
+    untrained = "lwv1 · ParallelNet D1C4 · untrained"
+    assert list(rows) == ["tricubic", untrained, f"{queue} (w)", "3D SRCNN · untrained"]
+    assert rows[f"{queue} (w)"]["weights"] == "w.pt"
+    assert rows[f"{queue} (w)"]["psnr"] is not None
+    assert rows[untrained]["weights"] == "untrained (random weights, speed only)"
+    assert rows[untrained]["psnr"] is None  # quality of random weights is not shown
     assert rows["3D SRCNN · untrained"]["params"] == 52801
     assert all(r["seconds"] > 0 for r in rows.values())
     text = table_text(widget.comparison_table)
     assert text[1][1] == "untrained (random weights, speed only)" and text[1][2] == "—"
     assert text[2][1] == "w.pt" and text[2][2] != "—"
     assert widget.export_comparison_csv(tmp_path / "table.csv").read_text().count("\n") == 5
-    assert "VolumeNet · lwv1 · untrained" not in viewer.layers  # speed only: no image
-    assert "VolumeNet · queue (w)" in viewer.layers
+    assert untrained not in viewer.layers  # speed only: no image
+    assert f"{queue} (w)" in viewer.layers
 
 
 def test_bundled_weights_are_listed(make_napari_viewer, monkeypatch, tiny_weights):
@@ -313,6 +363,9 @@ def test_auto_weights_follow_the_voxel_sizes(make_napari_viewer, qtbot, through_
     geometry = LayerGeometry.from_affine(affine)
     [spec], slice_axis, reason = widget.model_tab.specs(geometry, None, False)
     assert spec.weights == through_plane and slice_axis == 1 and "through-plane ×4" in reason
+    view_axis = int(geometry.ornt[1][0])  # the widget speaks of napari's axes, never of array axes or CLI flags
+    assert f"napari axis {view_axis}" in reason and "array" not in reason and "--" not in reason
+    assert "napari axis" not in widget.model_tab.specs(geometry, (1, 4), True)[2]  # Simulate says what it simulates
     image = viewer.add_image(rng.random(view_shape((16, 6, 12), geometry.ornt)).astype(np.float32) * 100 + 10,
                              name="thick", **geometry.layer_kwargs((16, 6, 12)))
     widget.input_combo.setCurrentText(image.name)
@@ -458,39 +511,3 @@ def test_progress_steps_and_cancel_latency_on_a_125x125x75_volume(make_napari_vi
     assert latency < 5.0, f"Cancel took {latency:.1f} s"
     assert "Cancelled" in widget.status.text() and {layer.name for layer in viewer.layers} == names
     assert max(s.done for s in steps if s.stage == "tiles") < total  # it stopped before the end
-
-
-def test_one_dock_for_both_menu_entries(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    _, entry = viewer.window.add_plugin_dock_widget(PLUGIN, COMPARISON)  # the comparison entry first
-
-    def docks():
-        return sorted(viewer.window._wrapped_dock_widgets)
-
-    qtbot.waitUntil(lambda: docks() == [f"{WIDGET} ({PLUGIN})"], timeout=5000)
-    [widget] = viewer.window._qt_window.findChildren(SuperResolutionWidget)
-    assert widget.tabs.currentIndex() == COMPARE_TAB
-    widget.tabs.setCurrentIndex(0)
-    _, same = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    assert same is widget
-    viewer.window.add_plugin_dock_widget(PLUGIN, COMPARISON)
-    qtbot.waitUntil(lambda: docks() == [f"{WIDGET} ({PLUGIN})"], timeout=5000)
-    assert len(viewer.window._qt_window.findChildren(SuperResolutionWidget)) == 1
-    assert widget.tabs.currentIndex() == COMPARE_TAB
-
-
-def test_blocks_with_bundled_comparison_weights_are_checked_with_them(monkeypatch, tiny_weights):
-    from napari_volumenet._qt import compare as compare_module
-    from napari_volumenet.weights import BundledWeights
-
-    class Bundled(BundledWeights):
-        @property
-        def path(self):
-            return tiny_weights
-
-    trained = Bundled("compare-queue", "w.pt", "volumenet", "mri", (2, 2, 2), "tiny", comparison=True)
-    monkeypatch.setattr(compare_module, "list_bundled", lambda: [trained])
-    rows = {c.name: c for c in compare_module.default_candidates()}
-    assert rows["VolumeNet · queue"].checked and rows["VolumeNet · queue"].weights == tiny_weights
-    assert not rows["VolumeNet · conv"].checked and rows["VolumeNet · conv"].weights is None
-    assert not rows["3D SRCNN"].checked

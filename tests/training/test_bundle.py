@@ -34,6 +34,7 @@ def test_bundle_copies_registers_and_strips_paths(tmp_path, weights_dir):
     assert entry["val_psnr"] == pytest.approx(31.5) and entry["tricubic_val_psnr"] == 30.0
     [listed] = list_bundled()
     assert listed.name == "vn-mri" and listed.default and listed.licence == "CC0"
+    assert listed.model_kwargs == {k: v for k, v in model.config.items() if k not in ("name", "scale")}
     assert default_weights("mri") == weights_dir / "vn-mri.pt"
     network, meta = load_weights(default_weights("mri"))
     for key, value in model.state_dict().items():

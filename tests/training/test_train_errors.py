@@ -1,11 +1,12 @@
 """volumenet-train's run folder under stress (issue 15, class 3): a folder it cannot create or fill,
 a full disk, a damaged resume.pt or config.json. Each ends in one line on stderr and exit 2, and a
-run that died on a full disk can be started again or resumed."""
+run folder is always resumable or restartable, whatever moment it died at (issue 30)."""
 
 from __future__ import annotations
 
 import errno
 import shutil
+import signal
 from pathlib import Path
 
 import nibabel as nib
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 import src_training.run_folder as run_folder_module
+from napari_volumenet.atomic import Terminated
 from src_training.train import main
 
 TINY = ["--model", "volumenet", "--depth", "2", "--channels", "4", "--patch", "8", "--batch", "2",
@@ -74,6 +76,11 @@ def test_an_output_folder_without_write_permission(data_dir, tmp_path, capsys, m
 
 def full_disk_on(monkeypatch, name: str, skip: int = 0) -> None:
     """``torch.save`` fails with ENOSPC for the ``skip + 1``-th temporary file of ``name``."""
+    fail_save_of(monkeypatch, name, OSError(errno.ENOSPC, "No space left on device"), skip)
+
+
+def fail_save_of(monkeypatch, name: str, error: BaseException, skip: int = 0) -> None:
+    """``torch.save`` raises ``error`` for the ``skip + 1``-th temporary file of ``name``."""
     real_save = torch.save
     seen = []
 
@@ -81,7 +88,7 @@ def full_disk_on(monkeypatch, name: str, skip: int = 0) -> None:
         if Path(target).name.startswith(f".{name}.tmp-"):
             seen.append(target)
             if len(seen) == skip + 1:
-                raise OSError(errno.ENOSPC, "No space left on device")
+                raise error
         return real_save(obj, target, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save)
@@ -97,6 +104,34 @@ def test_a_full_disk_before_the_first_checkpoint_then_a_fresh_start(data_dir, tm
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
     assert train(data_dir, out, "--max-steps", "3") == 0  # no checkpoint yet: the run starts again
     assert (out / "resume.pt").is_file()
+
+
+@pytest.mark.parametrize("death, code", [
+    (OSError(errno.ENOSPC, "No space left on device"), 2),
+    (Terminated(signal.SIGTERM), 130),
+])
+def test_a_run_that_died_writing_its_first_resume_checkpoint_starts_again(data_dir, tmp_path, capsys, monkeypatch,
+                                                                          death, code):
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        fail_save_of(patch, "resume.pt", death)
+        assert train(data_dir, out, "--max-steps", "3") == code
+    assert {"config.json", "best.pt", "last.pt"} <= {p.name for p in out.iterdir()}
+    assert not (out / "resume.pt").exists() and not [p for p in out.iterdir() if p.name.startswith(".")]
+    capsys.readouterr()
+    assert train(data_dir, out, "--max-steps", "3", "--resume") == 2  # not resumable: it says to start again...
+    assert "starts again without --resume" in one_line(capsys)
+    assert train(data_dir, out, "--max-steps", "3") == 0  # ...and it does
+    assert torch.load(out / "resume.pt", weights_only=True)["step"] == 3
+
+
+def test_weights_without_a_config_are_not_taken_for_a_run(data_dir, finished, tmp_path, capsys):
+    out = tmp_path / "weights"
+    out.mkdir()
+    shutil.copy(finished / "best.pt", out / "best.pt")
+    assert train(data_dir, out, "--max-steps", "3") == 2
+    assert "holds best.pt but no config.json" in one_line(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt"]
 
 
 def test_a_full_disk_mid_run_then_resume(data_dir, tmp_path, capsys, monkeypatch):

@@ -103,7 +103,7 @@ def test_progress_round_trips_through_a_resume_payload():
                         last_val_psnr=30.0)
     payload = {"format": "x", **progress.as_dict(), "step": torch.tensor(20)}
     assert list(progress.as_dict()) == ["step", "epoch", "seconds", "best_val_psnr", "best_step", "bad_epochs",
-                                        "last_val_psnr"]
+                                        "last_val_psnr", "train_cpu_seconds"]
     assert Progress.from_resume(payload) == progress
     assert Progress.from_resume({"step": 5}) == Progress(step=5)
 

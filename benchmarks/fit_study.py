@@ -1,0 +1,158 @@
+"""The measurements of the fit to one scan (issue 26 item 5): cubic vs bundled vs fitted against the ground truth.
+
+Each case is an HR test volume made into thick slices (``volumenet degrade --thick-slices``); the thick scan is
+fitted for each budget (``volumenet fit``, in its own process: wall seconds and peak memory of that process), and
+``volumenet evaluate`` scores cubic, the bundled through-plane weights for the factor (where there are) and every
+fit against the HR volume. One case, one command::
+
+    python benchmarks/fit_study.py head-4mm --minutes 2,5,10 --threads 2 --out runs/fit/study
+
+Results: ``OUT/CASE/rows.json`` (one row per method), the folder's ``summary.md`` over every case done so far, and
+``--plot PNG`` (PSNR over cubic against fitting minutes, one line per case). The list of cases is :data:`CASES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HEAD = "splits/heads/test/fnndsc-adi_memprage.nii.gz"
+OASIS = "splits/oasis/test/oasis-malf_{}.nii.gz"
+CT = "../shared/data/ct/totalseg_aorta-crop.nii.gz"  # 1.5 mm isotropic; the CT test split's scan has 3 mm slices
+
+
+@dataclass(frozen=True)
+class Case:
+    """An HR volume made into slices of ``factor`` HR slices along ``axis``, ``gap`` of them left out."""
+
+    hr: str
+    axis: int
+    factor: int
+    gap: float = 0.0
+    modality: str = "mri"
+
+    def thick(self) -> str:
+        return f"{self.axis},{self.factor}" + (f",{self.gap:g}" if self.gap else "")
+
+
+def _cases() -> dict[str, Case]:
+    cases = {}
+    for f in (2, 3, 4, 5):
+        cases[f"head-{f}mm"] = Case(HEAD, 2, f)
+        cases[f"head-{f}mm-gap"] = Case(HEAD, 2, f, round(0.2 * f, 3))
+        for subject in ("1002", "1003"):
+            cases[f"oasis{subject}-{f}mm"] = Case(OASIS.format(subject), 2, f)
+            cases[f"oasis{subject}-{f}mm-gap"] = Case(OASIS.format(subject), 2, f, round(0.2 * f, 3))
+    cases["ct-4.5mm"] = Case(CT, 2, 3, modality="ct")
+    return cases
+
+
+CASES = _cases()
+
+
+def volumenet(*args: str) -> None:
+    """``volumenet ARGS`` in a child process; raises on failure."""
+    subprocess.run([sys.executable, "-m", "napari_volumenet", *args], check=True)
+
+
+def timed_fit(thick: Path, weights: Path, case: Case, minutes: float, slice_mm: float) -> dict:
+    """``volumenet fit`` in a child process: its wall seconds and peak resident memory (GiB)."""
+    args = [sys.executable, "-m", "napari_volumenet", "fit", str(thick), "-o", str(weights), "--minutes", str(minutes),
+            "--factor", str(case.factor), "--modality", case.modality, "--overwrite"]
+    if case.gap:
+        args += ["--slice-thickness", f"{slice_mm * (case.factor - case.gap):.6g}"]
+    start = time.perf_counter()
+    child = subprocess.Popen(args)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, args)
+    return {"minutes": minutes, "seconds": time.perf_counter() - start, "peak_gib": usage.ru_maxrss / 2**20}
+
+
+def run_case(name: str, minutes: list[float], out: Path) -> list[dict]:
+    """Degrade, fit for every budget, evaluate; the rows of ``evaluate --json`` with the fits' cost added."""
+    import nibabel as nib
+
+    from napari_volumenet.slices import through_plane_factors
+
+    case, folder = CASES[name], out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    thick = folder / "thick.nii.gz"
+    if not thick.exists():
+        volumenet("degrade", case.hr, "-o", str(thick), "--thick-slices", case.thick())
+    slice_mm = float(nib.load(case.hr).header.get_zooms()[case.axis])
+    fits = {}
+    for m in minutes:
+        weights = folder / f"fit-{m:g}min.pt"
+        fits[str(weights)] = timed_fit(thick, weights, case, m, slice_mm)
+    report = folder / "evaluate.json"
+    bundled = ["volumenet"] if case.factor in through_plane_factors(case.modality) else []  # its bundled default
+    volumenet("evaluate", case.hr, "--thick-slices", case.thick(), "--modality", case.modality, "--device", "cpu",
+              "--models", ",".join([*bundled, *fits]), "--json", str(report), "--overwrite", "--quiet")
+    rows = json.loads(report.read_text())["summary"]
+    by_name = {Path(path).name: cost for path, cost in fits.items()}
+    for row in rows:
+        row.update(case=name, **by_name.get(Path(str(row.get("weights") or "")).name, {}))
+    (folder / "rows.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def summary(out: Path) -> list[dict]:
+    """Every case's rows under ``out``, with the gain over cubic (dB); ``out/summary.md`` written from them."""
+    rows = [r for f in sorted(out.glob("*/rows.json")) for r in json.loads(f.read_text())]
+    cubic = {r["case"]: r["psnr"] for r in rows if r["params"] == 0}
+    lines = ["| case | method | PSNR (dB) | over cubic | fit s | peak GiB |", "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        r["gain"] = r["psnr"] - cubic[r["case"]]
+        cost = f"{r['seconds']:.0f} | {r['peak_gib']:.2f}" if "peak_gib" in r else " | "
+        lines.append(f"| {r['case']} | {r['model']} | {r['psnr']:.2f} | {r['gain']:+.2f} | {cost} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """PSNR over cubic against fitting minutes, one line per case; the bundled weights as a dashed level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for case in dict.fromkeys(r["case"] for r in rows):
+        fits = sorted((r["minutes"], r["gain"]) for r in rows if r["case"] == case and "minutes" in r)
+        line, = ax.plot(*zip(*fits), marker="o", label=case) if fits else (None,)
+        for r in rows:
+            if r["case"] == case and r["params"] and "minutes" not in r and line is not None:
+                ax.axhline(r["gain"], color=line.get_color(), linestyle="--", linewidth=0.8)
+    ax.set(xlabel="fitting minutes", ylabel="PSNR over cubic (dB)", title="Fit to this scan (dashed: bundled weights)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cases", nargs="+", choices=sorted(CASES), metavar="CASE")
+    parser.add_argument("--minutes", default="2,5,10", help="fitting budgets, comma-separated (default 2,5,10)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of every child process (default 2)")
+    parser.add_argument("--out", type=Path, default=Path("runs/fit/study"))
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG", help="the figure of every case done so far")
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    minutes = [float(m) for m in args.minutes.split(",")]
+    for name in args.cases:
+        run_case(name, minutes, args.out)
+    rows = summary(args.out)
+    if args.plot:
+        plot(rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()
