@@ -61,10 +61,12 @@ def volumenet(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "napari_volumenet", *args], check=True)
 
 
-def timed_fit(thick: Path, weights: Path, case: Case, minutes: float, slice_mm: float) -> dict:
+def timed_fit(thick: Path, weights: Path, case: Case, minutes: float, slice_mm: float, lr: float | None = None) -> dict:
     """``volumenet fit`` in a child process: its wall seconds and peak resident memory (GiB)."""
     args = [sys.executable, "-m", "napari_volumenet", "fit", str(thick), "-o", str(weights), "--minutes", str(minutes),
             "--factor", str(case.factor), "--modality", case.modality, "--overwrite"]
+    if lr is not None:
+        args += ["--lr", f"{lr:g}"]
     if case.gap:
         args += ["--slice-thickness", f"{slice_mm * (case.factor - case.gap):.6g}"]
     start = time.perf_counter()
@@ -76,7 +78,7 @@ def timed_fit(thick: Path, weights: Path, case: Case, minutes: float, slice_mm: 
     return {"minutes": minutes, "seconds": time.perf_counter() - start, "peak_gib": usage.ru_maxrss / 2**20}
 
 
-def run_case(name: str, minutes: list[float], out: Path) -> list[dict]:
+def run_case(name: str, minutes: list[float], out: Path, lr: float | None = None) -> list[dict]:
     """Degrade, fit for every budget, evaluate; the rows of ``evaluate --json`` with the fits' cost added."""
     import nibabel as nib
 
@@ -91,7 +93,7 @@ def run_case(name: str, minutes: list[float], out: Path) -> list[dict]:
     fits = {}
     for m in minutes:
         weights = folder / f"fit-{m:g}min.pt"
-        fits[str(weights)] = timed_fit(thick, weights, case, m, slice_mm)
+        fits[str(weights)] = timed_fit(thick, weights, case, m, slice_mm, lr)
     report = folder / "evaluate.json"
     bundled = ["volumenet"] if case.factor in through_plane_factors(case.modality) else []  # its bundled default
     volumenet("evaluate", case.hr, "--thick-slices", case.thick(), "--modality", case.modality, "--device", "cpu",
@@ -144,11 +146,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every child process (default 2)")
     parser.add_argument("--out", type=Path, default=Path("runs/fit/study"))
     parser.add_argument("--plot", type=Path, default=None, metavar="PNG", help="the figure of every case done so far")
+    parser.add_argument("--lr", type=float, default=None, help="the fits' learning rate (default: volumenet fit's)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     minutes = [float(m) for m in args.minutes.split(",")]
     for name in args.cases:
-        run_case(name, minutes, args.out)
+        run_case(name, minutes, args.out, args.lr)
     rows = summary(args.out)
     if args.plot:
         plot(rows, args.plot)

@@ -6,7 +6,7 @@ Every contender upscales the same random LR volume ×2 with the same random-weig
 (speed and memory only; quality is in the README's Table III):
 
 - ``scipy cubic``: ``scipy.ndimage.zoom(order=3, grid_mode=True, mode="reflect")`` — interpolation;
-- ``plain eager``: peer (a), :class:`PlainParallelNet` below, written the way most published code is
+- ``plain eager``: peer (a), :class:`PlainParallelNet` (``plain_peer.py``), written the way most published code is
   (branch by branch, every feature map kept, ``torch.cat`` before each branch), fp32, whole volume;
 - ``MONAI sliding window``: peer (b), ``monai.inferers.sliding_window_inference`` with Gaussian
   blending (roi 64³ LR, overlap 0.25) around the same network (needs ``pip install monai``);
@@ -47,31 +47,10 @@ from torch import nn
 from napari_volumenet.benchmark import PeakRSS
 from napari_volumenet.models import create_model
 from napari_volumenet.models.parallelnet import ParallelNet
-from napari_volumenet.ops.voxel_shuffle import voxel_shuffle
+from plain_peer import PlainParallelNet  # benchmarks/ is on sys.path when run as a script
 
 UNBOUNDED = {"plain eager"}  # whole-volume peers: skipped in the sweep where they would not fit in memory
 SWEEP_MEMORY_FRACTION = 0.8
-
-
-class PlainParallelNet(nn.Module):
-    """Peer (a): ParallelNet as most published code writes it, on the layers of ``net``."""
-
-    def __init__(self, net: ParallelNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        net = self.net
-        depth = net.depth
-        f0 = net.head(x)
-        outputs: dict[tuple[int, int], torch.Tensor] = {}
-        for i in range(depth):
-            h = f0 if i == 0 else torch.cat([outputs[(b, i - 1 - b)] for b in range(i)], dim=1)
-            for j in range(depth - i):
-                h = net.branches[i][j](h)
-                outputs[(i, j)] = h
-        fused = net.fusion(torch.cat([outputs[(b, depth - 1 - b)] for b in range(depth)], dim=1))
-        return voxel_shuffle(f0 + fused, net.scale)
 
 
 def _timed(run: Callable[[], object], repeats: int, device: torch.device) -> dict:

@@ -8,13 +8,14 @@ metadata roles) and hands them here; the slice and region it shows, in voxel ind
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._names import elide_middle, network_name, output_name
 from ._pipeline import TRICUBIC_LABEL, RunResult
 from .ops.metrics import compute_metrics
 from ._view import Region, region_size
@@ -172,23 +173,29 @@ def metric_rows(result: RunResult, labels: Iterable[str], where: tuple[int, int]
         rows += [{"output": label, "scope": f"slice {where[1]}",
                   **slice_metrics(gt, result.output(label).data, *where, result.value_range)} for label in shown]
     rows += [{"output": label, "scope": "volume", **(result.output(label).metrics or {})} for label in shown]
-    return _with_gain(rows)
+    return [{**row, "_tooltip": output_name(result.output(row["output"]))} for row in _with_gain(rows)]
 
 
-def comparison_rows(result: RunResult, untrained_note: str) -> list[dict[str, Any]]:
-    """Rows of the block-comparison table; untrained (speed-only) networks show no quality."""
+def comparison_rows(result: RunResult, untrained_note: str, bundled: Collection[Path] = ()) -> list[dict[str, Any]]:
+    """Rows of the block-comparison table; untrained (speed-only) networks show no quality.
+
+    ``source`` says in a word where the weights come from (``bundled``: these files); ``weights`` names the file.
+    """
     rows = []
     for out in result.outputs:
         quality = out.metrics if (out.metrics is not None and not out.untrained) else {}
         rows.append({
             "model": out.label,
+            "network": network_name(out.model_config),
+            "source": "speed only" if out.untrained else "—" if out.weights is None
+            else "bundled" if out.weights in bundled else elide_middle(out.weights.name),
             "weights": untrained_note if out.untrained else ("—" if out.weights is None else out.weights.name),
             "psnr": quality.get("psnr"),
             "ssim": quality.get("ssim"),
             "seconds": out.seconds,
             "params": out.params,
-            "_tooltip": "Speed only (no weights): the time and size are real; no image and no quality are shown."
-            if out.untrained else "",
+            "_tooltip": output_name(out) + (". Speed only: the time and size are real; no image and no quality "
+                                           "are shown." if out.untrained else ""),
         })
     return rows
 
@@ -282,6 +289,8 @@ class BlockRow:
     """How the weights were trained (steps, validation against tricubic); empty without weights."""
     below_tricubic: bool = False
     """The weights do not beat tricubic on their own validation."""
+    gain: float | None = None
+    """Their validation PSNR gain over tricubic (dB), where recorded."""
 
 
 def block_backbone(block: str) -> str:
@@ -307,5 +316,5 @@ def block_candidates(bundled: Sequence[Any], blocks: Sequence[str]) -> list[Bloc
             continue
         name = f"{block} · {display_name(entry.model, entry.model_kwargs)}"
         rows.append(BlockRow(name, entry.model, {"block": block}, weights=entry.path, note=entry.training_note,
-                             below_tricubic=entry.beats_tricubic is False))
+                             below_tricubic=entry.beats_tricubic is False, gain=entry.val_gain))
     return rows + [BlockRow(display_name(name), name, {}, checked=False) for name in ("srcnn3d", "dcsrn", "mdcsrn")]

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ._geometry import LayerGeometry, from_view
+from ._names import elide_middle
 from ._pipeline import MIN_STEPS, RunRequest, RunResult, Step
 from ._pipeline import run_steps as upscale_steps
 from .evaluation import Method
@@ -56,7 +57,7 @@ def fit_steps(image: np.ndarray, geometry: LayerGeometry, name: str, request: Fi
     settings = FitSettings(minutes=request.minutes, max_steps=request.max_steps, batch=request.batch)
     fitted = yield from run(job, settings)
     weights = fitted.save(folder / f"{name}-fit.pt")
-    label = f"SR fitted {name}"
+    label = elide_middle(f"SR fitted {name}")
     run_request = RunRequest("upscale", ornt=geometry.ornt, options=request.options, tricubic=False,
                              min_steps=MIN_STEPS, slice_axis=job.profile.axis)
     result = yield from upscale_steps(image, [Method(label, weights)], run_request)

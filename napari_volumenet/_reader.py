@@ -8,11 +8,14 @@ The layer shows axial slices on the slider, anterior at the top and the patient'
 left of the screen; its world coordinates are millimetres (see :mod:`napari_volumenet._geometry`).
 The original affine, header and the axis permutation/flips applied are kept in
 ``layer.metadata["volumenet"]``, so that the writer puts back exactly the array and affine that
-were read.
+were read. In coronal and sagittal views superior is at the top and letters mark the view's edges:
+the reader sets napari's current viewer to follow the anatomy (camera orientation only, the data and
+world coordinates stay; :mod:`napari_volumenet._qt.orientation`).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._geometry import LayerGeometry
+from ._windows import default_window
 from .errors import VolumeNetError
 
 EXTENSIONS = (".nii", ".nii.gz", ".mgz", ".mgh", ".dcm")
@@ -32,26 +36,30 @@ def _has_extension(path: str) -> bool:
     return str(path).lower().endswith(EXTENSIONS)
 
 
-def display_limits(data: np.ndarray) -> tuple[float, float]:
-    """Contrast limits for display: the 0.5th and 99.5th percentiles (min/max if they coincide)."""
-    sample = data[:: max(1, data.shape[0] // 64)]
-    low, high = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
-    if not high > low:
-        low, high = float(np.min(data)), float(np.max(data))
-    if not high > low:
-        high = low + 1.0
-    return low, high
+def follow_anatomy() -> None:
+    """Superior up and orientation letters in napari's current viewer, where the layers read go
+    (:mod:`napari_volumenet._qt.orientation`); nothing without a viewer (napari not even imported)."""
+    napari = sys.modules.get("napari")
+    viewer = napari.current_viewer() if napari is not None else None
+    if viewer is not None:
+        from ._qt.orientation import follow_anatomy as follow
+
+        follow(viewer)
 
 
 def volume_layer_data(data: np.ndarray, affine: np.ndarray, header: Any = None, *, name: str,
                       **extra: Any) -> LayerData:
-    """LayerData of a stored volume (``data`` in its stored axis order, ``affine`` its affine)."""
+    """LayerData of a stored volume (``data`` in its stored axis order, ``affine`` its affine).
+
+    The viewer it goes to is set to follow the anatomy (:func:`follow_anatomy`).
+    """
+    follow_anatomy()
     geometry = LayerGeometry.from_affine(affine, header, **extra)
     view = geometry.view(data)
     kwargs = {
         "name": name,
         "colormap": "gray",
-        "contrast_limits": display_limits(view),
+        "contrast_limits": default_window(view),  # CT: soft tissue; MRI: the foreground's percentiles
         **geometry.layer_kwargs(data.shape),
     }
     return view, kwargs, "image"

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import __version__
 from ._geometry import LayerGeometry
+from ._names import difference_names, output_name, simulated_lr_name
 from ._pipeline import Output, RunResult
 
 DIFF_COLORMAP = "magma"
@@ -62,17 +63,6 @@ class ResultLayers:
     """``|output − GT|`` for every output with a ground truth, one contrast range for all."""
 
 
-def scale_label(view_scale: tuple[int, int, int]) -> str:
-    """In napari's terms: ``×2`` for an isotropic scale, ``slices ×4 on axis 0`` for thick slices along
-    the napari axis whose factor is not 1, ``×(1,2,4)`` for anything else."""
-    if len(set(view_scale)) == 1:
-        return f"×{view_scale[0]}"
-    coarse = [axis for axis, s in enumerate(view_scale) if s != 1]
-    if len(coarse) == 1:
-        return f"slices ×{view_scale[coarse[0]]} on axis {coarse[0]}"
-    return "×(" + ",".join(map(str, view_scale)) + ")"
-
-
 def result_layers(context: RunContext, result: RunResult, *, differences_visible: bool) -> ResultLayers:
     """The layers of ``result`` on the grids of ``context.geometry``: [simulated LR], outputs, difference maps."""
     from .io import lr_affine, sr_affine
@@ -81,7 +71,7 @@ def result_layers(context: RunContext, result: RunResult, *, differences_visible
     lr, lr_name, base_affine = None, context.input_name, geometry.affine
     if result.mode == "simulate":
         lr_geometry = geometry.replace(lr_affine(geometry.affine, scale), role="lr", made_by="widget", scale=scale)
-        lr_name = f"LR {scale_label(result.view_scale)} (simulated from {context.input_name})"
+        lr_name = simulated_lr_name(result.view_scale)
         lr = NewLayer(result.lr, {"name": lr_name, "colormap": "gray", "contrast_limits": context.window,
                                   **lr_geometry.layer_kwargs(lr_geometry.stored(result.lr).shape)})
         base_affine = lr_geometry.affine
@@ -94,12 +84,13 @@ def result_layers(context: RunContext, result: RunResult, *, differences_visible
                                                **provenance(out, context, result)).layer_kwargs(hr_shape)})
         for out in ordered
     ]
+    compared = [out for out in ordered if out.difference is not None]
     differences = [
-        NewLayer(out.difference, {"name": f"|{out.label} − GT|", "colormap": DIFF_COLORMAP,
+        NewLayer(out.difference, {"name": name, "colormap": DIFF_COLORMAP,
                                   "contrast_limits": result.diff_limits, "visible": differences_visible,
                                   **geometry.replace(hr_affine, role="difference", made_by="widget", of=out.label,
                                                      description=f"|{out.label} - GT|"[:80]).layer_kwargs(hr_shape)})
-        for out in ordered if out.difference is not None
+        for out, name in zip(compared, difference_names([out.label for out in compared]))
     ]
     return ResultLayers(lr, lr_name, outputs, differences)
 
@@ -119,6 +110,7 @@ def provenance(out: Output, context: RunContext, result: RunResult) -> dict[str,
     sidecar = {
         "tool": "napari-volumenet widget", "version": __version__, "input_layer": context.input_name,
         "input": context.geometry.extra.get("path"), "mode": result.mode, "output": out.label,
+        "full_name": output_name(out),
         "model": out.model_config.get("name"), "model_config": out.model_config, "params": out.params,
         "weights": None if out.weights is None else str(out.weights), "weights_sha256": sha,
         "untrained": out.untrained, "scale": scale, "choice": context.choice, "modality": result.modality,

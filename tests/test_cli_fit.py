@@ -66,6 +66,14 @@ def test_bad_input_is_one_line_and_nothing_is_written(capsys, tmp_path, zooms, o
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz"]
 
 
+@pytest.mark.parametrize("rate", ["0", "5", "nan"])
+def test_a_learning_rate_outside_0_1_is_one_line(capsys, tmp_path, rate):
+    scan = write_scan(tmp_path / "scan.nii.gz")
+    code, _, err = run(capsys, "fit", str(scan), "-o", str(tmp_path / "w.pt"), "--lr", rate, "--max-steps", "1")
+    assert code == 2 and "--lr must be between 0 and 1" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "w.pt").exists()
+
+
 def test_existing_outputs_are_refused_before_any_fitting(capsys, tmp_path):
     scan = write_scan(tmp_path / "scan.nii.gz")
     (tmp_path / "w.pt").write_bytes(b"old")

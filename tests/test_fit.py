@@ -12,6 +12,7 @@ from napari_volumenet.fit.pairs import PlanePairs
 from napari_volumenet.io.volume import Slab
 from napari_volumenet.models.planenet import PlaneNet
 from napari_volumenet.ops.degrade import thick_slices
+from napari_volumenet.slices import choose
 from napari_volumenet.weights import load_weights
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -40,10 +41,12 @@ def test_profile_from_spacing_option_and_header():
     plain = slice_profile_of((1, 1, 4))
     assert (plain.axis, plain.factor, plain.gap, plain.source) == (2, 4, 0.0, "spacing")
     gap = slice_profile_of((5, 1, 1), thickness_mm=4)
-    assert (gap.axis, gap.factor, gap.gap, gap.source) == (0, 5, 1.0, "--slice-thickness")
+    assert (gap.axis, gap.factor, gap.gap, gap.source) == (0, 5, 1.0, "--slice-thickness")  # the grid of the header
     dicom = slice_profile_of((0.9, 4.8, 0.9), slab=Slab(axis=1, thickness=4.0, spacing=4.8))
-    assert (dicom.axis, dicom.factor, dicom.source) == (1, 5, "header")  # 4.8 / 0.9 = 5.3 → ×5, grid exact
-    assert dicom.gap == pytest.approx(5 * 0.8 / 4.8)
+    # the slab, 4 / 0.9 = 4.4, makes ×4 (spacing alone, 4.8 / 0.9 = 5.3, would ask for ×5): the factor upscale chooses
+    assert (dicom.axis, dicom.factor, dicom.source) == (1, 4, "header")
+    assert dicom.factor == choose((0.9, 4.8, 0.9), slab=Slab(axis=1, thickness=4.0, spacing=4.8)).network_scale[2]
+    assert dicom.gap == pytest.approx(4 * 0.8 / 4.8)
     forced = slice_profile_of((1.15, 1.15, 4), factor=4)  # 4 / 1.15 rounds to 3; the user knows the grid
     assert (forced.factor, forced.gap) == (4, 0.0) and slice_profile_of((1.15, 1.15, 4)).factor == 3
 
@@ -60,7 +63,7 @@ def test_profile_refuses_what_cannot_be_fitted(zooms, thickness, match):
 
 def test_pairs_are_the_sharp_planes_made_thick_with_the_slice_profile():
     volume = head((24, 20, 10))
-    profile = slice_profile_of((1, 1, 3), thickness_mm=2)  # ×3, a 1/3 gap
+    profile = slice_profile_of((1, 1, 3), thickness_mm=2, factor=3)  # ×3, a 1/3 gap
     pairs = PlanePairs(volume, profile)
     along_y = pairs.directions[0]  # in-plane axis 0 made thick: planes (Z, A=Y, B=X)
     np.testing.assert_allclose(along_y.lr, thick_slices(volume, 0, 3, 1.0).transpose(2, 1, 0), rtol=1e-6)

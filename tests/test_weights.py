@@ -115,3 +115,15 @@ def test_preview_weights_are_used_only_when_named(tmp_path, monkeypatch):
     monkeypatch.setattr(weights_module, "list_bundled", lambda: [preview, BundledWeights(
         "vn", "p.pt", "volumenet", "mri", (2, 2, 2), "default", default=True)])
     assert default_weights("mri") == tmp_path / "p.pt"
+
+
+def test_checking_a_file_does_not_pull_in_the_compiler_stack():
+    """The shape check builds the network on the meta device; its random fills must not reach ``torch._refs``,
+    whose first use imports ``torch._dynamo`` and sympy (1.6 s of every command's start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from napari_volumenet.weights import load_weights, default_weights; "
+            "load_weights(default_weights('mri', 2)); print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

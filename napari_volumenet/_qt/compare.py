@@ -9,6 +9,7 @@ shows no quality.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from qtpy.QtCore import Qt
@@ -18,7 +19,8 @@ from qtpy.QtWidgets import (
 )
 
 from .._comparison import BlockRow, block_backbone, block_candidates
-from .._pipeline import ModelSpec
+from .._names import SEPARATOR, short_labels
+from .._pipeline import TRICUBIC_LABEL, ModelSpec
 from ..models import display_name, list_blocks
 from ..weights import list_bundled
 
@@ -42,14 +44,17 @@ class ModelList(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.table = QTableWidget(len(self.candidates), 4)
         self.table.setHorizontalHeaderLabels(["Network", "Training", "Weights file", ""])
+        self.table.horizontalHeaderItem(1).setToolTip("The bundled weights' validation PSNR gain over tricubic (dB); "
+                                                      "their steps in the tooltip")
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         for column, mode in enumerate((QHeaderView.ResizeToContents, QHeaderView.ResizeToContents,
                                        QHeaderView.Stretch, QHeaderView.ResizeToContents)):
             header.setSectionResizeMode(column, mode)
         self.weights_edits: list[QLineEdit] = []
-        for row, cand in enumerate(self.candidates):
-            self._fill_row(row, cand)
+        shown = short_labels([cand.name.split(SEPARATOR) for cand in self.candidates])
+        for row, (cand, name) in enumerate(zip(self.candidates, shown)):
+            self._fill_row(row, cand, name)
         layout.addWidget(self.table)
         size = QFormLayout()
         self.depth = QSpinBox()
@@ -65,15 +70,19 @@ class ModelList(QWidget):
         size.addRow("Untrained depth, channels", row_layout)
         layout.addLayout(size)
 
-    def _fill_row(self, row: int, cand: BlockRow) -> None:
-        item = QTableWidgetItem(cand.name)
+    def _fill_row(self, row: int, cand: BlockRow, name: str) -> None:
+        """One network: its short name (checkable; the full one in the tooltip), its training, its weights file."""
+        item = QTableWidgetItem(name)
         item.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
         item.setCheckState(Qt.Checked if cand.checked else Qt.Unchecked)
+        item.setToolTip(cand.name)
         self.table.setItem(row, 0, item)
-        training = QTableWidgetItem((BELOW_TRICUBIC if cand.below_tricubic else "") + (cand.note or "untrained"))
+        gain = "—" if cand.gain is None else f"{cand.gain:+.2f} dB"
+        mark = BELOW_TRICUBIC if cand.below_tricubic else ""
+        training = QTableWidgetItem(mark + (gain if cand.note else "untrained"))
         training.setFlags(Qt.ItemIsEnabled)
-        training.setToolTip("These weights do not beat tricubic interpolation on their own validation volumes."
-                            if cand.below_tricubic else "Training steps and validation PSNR of the bundled weights")
+        why = " These weights do not beat tricubic interpolation on their own validation volumes."
+        training.setToolTip(f"{cand.note or 'No bundled weights'}.{why if cand.below_tricubic else ''}")
         self.table.setItem(row, 1, training)
         edit = QLineEdit("" if cand.weights is None else str(cand.weights))
         edit.setPlaceholderText(NO_WEIGHTS)
@@ -103,21 +112,25 @@ class ModelList(QWidget):
 
     def specs(self) -> list[ModelSpec]:
         """The checked rows as :class:`ModelSpec`: a weights file (which decides the network), or an
-        untrained network of the chosen depth and channels."""
-        out = []
+        untrained network of the chosen depth and channels; each labelled by what tells it apart
+        (:func:`~.._names.short_labels`: the block first)."""
+        chosen = []
         for row, cand in enumerate(self.candidates):
-            if self.table.item(row, 0).checkState() != Qt.Checked:
-                continue
-            text = self.weights_edits[row].text().strip()
-            if text:
-                weights = Path(text).expanduser()
-                label = cand.name if weights == cand.weights else f"{cand.name} ({weights.stem})"
-                out.append(ModelSpec(label, weights))
-                continue
-            kwargs = dict(cand.kwargs)
-            name = cand.name
-            if cand.model == block_backbone(str(kwargs.get("block"))):
-                kwargs.update(depth=self.depth.value(), channels=self.channels.value())
-                name = f"{kwargs['block']} · {display_name(cand.model, kwargs)}"
-            out.append(ModelSpec(f"{name} · untrained", None, cand.model, kwargs))
-        return out
+            if self.table.item(row, 0).checkState() == Qt.Checked:
+                chosen.append(self._spec_parts(cand, self.weights_edits[row].text().strip()))
+        labels = short_labels([parts for parts, _ in chosen], taken=(TRICUBIC_LABEL,))
+        return [replace(spec, label=label) for label, (_, spec) in zip(labels, chosen)]
+
+    def _spec_parts(self, cand: BlockRow, text: str) -> tuple[list[str], ModelSpec]:
+        """A row's name in parts (block, network, how it runs) and its spec (labelled later)."""
+        parts = cand.name.split(SEPARATOR)
+        if text:
+            weights = Path(text).expanduser()
+            if weights != cand.weights:  # another file than the bundled one: its name tells it apart
+                parts[0] = f"{parts[0]} ({weights.stem})"
+            return parts, ModelSpec(cand.name, weights)
+        kwargs = dict(cand.kwargs)
+        if cand.model == block_backbone(str(kwargs.get("block"))):
+            kwargs.update(depth=self.depth.value(), channels=self.channels.value())
+            parts = [str(kwargs["block"]), display_name(cand.model, kwargs)]
+        return [*parts, "untrained"], ModelSpec(cand.name, None, cand.model, kwargs)

@@ -1,9 +1,10 @@
 """The widget's "Fit to this scan" tab: weights fitted to the input layer from its own sharp plane.
 
 The fit and the upscaling with its weights run in a ``thread_worker`` on
-:func:`napari_volumenet._fit_pipeline.fit_steps` (live steps and self-validation PSNR; Cancel stops it at the next
-optimisation step, well within 2 s). The fitted result is added as its own layer ("SR fitted <input>") beside
-those of the Model tab; "Save fitted weights…" writes the weights, which every other entry point accepts.
+:func:`napari_volumenet._fit_pipeline.fit_steps` (live steps and self-validation PSNR; Cancel drops it at
+once, its worker ending at the next optimisation step). The fitted result is added as its own layer
+("SR fitted <input>") beside those of the Model tab; "Save fitted weights…" writes the weights, which every other
+entry point accepts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from qtpy.QtWidgets import QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPr
 
 from .._fit_pipeline import FitRequest, FitResult, fit_steps
 from .._geometry import LayerGeometry
+from .._names import in_widget_terms
 from .._pipeline import Step
 from .._result_layers import RunContext
 from ..errors import InputError, VolumeNetError
@@ -36,6 +38,9 @@ class FitTab(QWidget):
         super().__init__(parent)
         self.owner = owner
         self.worker: Any = None
+        self.stopping: list[Any] = []
+        """Cancelled workers still finishing their current step (their results are dropped)."""
+        self._run_id = 0
         self.result: FitResult | None = None
         self.max_steps: int | None = None
         """A cap on the optimisation steps (tests); ``None``: the minutes alone."""
@@ -83,17 +88,22 @@ class FitTab(QWidget):
 
     def start(self) -> None:
         """Fit to the input layer and upscale it with the result (in a worker thread)."""
-        if self.worker is not None:
+        if self.owner.busy():
             return
         try:
             steps, context = self._prepare()
         except VolumeNetError as error:
-            show_error(str(error))
+            message = in_widget_terms(str(error), self.owner._input_ornt())
+            self.status.setText(message)
+            show_error(message)
             return
-        self._set_running(True)
+        self._run_id += 1
         self.status.setText("Preparing the fit (slice profile, pairs, starting weights)…")
-        self.worker = start_worker(steps, yielded=self._on_update, returned=partial(self._on_returned, context),
-                                   aborted=self._on_aborted, finished=self._on_finished)
+        run = self._run_id
+        self.worker = start_worker(steps, yielded=partial(self._on_update, run),
+                                   returned=partial(self._on_returned, run, context), aborted=lambda: None,
+                                   finished=partial(self._on_finished, run))
+        self._set_running(True)
 
     def _prepare(self) -> tuple[Any, RunContext]:
         owner = self.owner
@@ -111,11 +121,18 @@ class FitTab(QWidget):
         return steps, RunContext(source.name, geometry, "upscale", None, False, window, "fitted to this scan")
 
     def cancel(self) -> None:
-        """Stop at the next optimisation step (or tile); nothing is added."""
-        if self.worker is not None:
-            self.status.setText("Cancelling…")
-            self.cancel_button.setEnabled(False)
-            self.worker.quit()
+        """Stop now: the worker ends at its next optimisation step (or tile), its result is dropped; nothing
+        is added."""
+        if self.worker is None:
+            return
+        self.worker.quit()
+        self.stopping.append(self.worker)
+        self.worker = None
+        self._run_id += 1  # whatever the cancelled worker still sends is ignored
+        self.progress.setValue(0)
+        self.status.setText("Fit cancelled; nothing was added.")
+        show_info("Fit cancelled; nothing was added.")
+        self._set_running(False)
 
     def save_weights(self, path: str | Path) -> Path:
         """Write the latest fit's weights to ``path`` (a ``.pt`` file, atomically)."""
@@ -127,12 +144,18 @@ class FitTab(QWidget):
             raise ValueError(str(error)) from None
 
     def _set_running(self, running: bool) -> None:
-        self.fit_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         if running:
             self.progress.setValue(0)
+        self.owner.check_inputs()  # one worker at a time: Run and Fit wait for each other
 
-    def _on_update(self, update: FitUpdate | Step) -> None:
+    def _current(self, run: int) -> bool:
+        """Whether ``run`` is the fit in progress and the widget still exists (else its signals are dropped)."""
+        return self.owner.alive[0] and run == self._run_id
+
+    def _on_update(self, run: int, update: FitUpdate | Step) -> None:
+        if not self._current(run):
+            return
         if isinstance(update, FitUpdate):
             self.progress.setValue(round(PROGRESS_UNITS * update.fraction))
             self.status.setText(f"Fitting: step {update.step:,} · self-validation {update.psnr:.2f} dB "
@@ -140,7 +163,12 @@ class FitTab(QWidget):
         elif update.stage == "tiles":
             self.status.setText(f"Upscaling with the fitted weights: {100 * update.done // max(update.total, 1)} %")
 
-    def _on_returned(self, context: RunContext, value: FitResult | Failure | None) -> None:
+    def _on_returned(self, run: int, context: RunContext, value: FitResult | Failure | None) -> None:
+        if not self._current(run):
+            return
+        if isinstance(value, Failure):
+            value = Failure(in_widget_terms(value.message, context.geometry.ornt))
+            self.progress.setValue(0)
         if no_result(value, self.status):
             return
         self.result = value
@@ -149,11 +177,11 @@ class FitTab(QWidget):
         self.progress.setValue(PROGRESS_UNITS)
         self.status.setText(f"Added “{value.label}”. {value.fitted.summary()}")
 
-    def _on_aborted(self) -> None:
-        self.progress.setValue(0)
-        self.status.setText("Fit cancelled; nothing was added.")
-        show_info("Fit cancelled; nothing was added.")
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self._set_running(False)
+    def _on_finished(self, run: int) -> None:
+        self.stopping = [worker for worker in self.stopping if worker.is_running]
+        if not self.owner.alive[0]:
+            return
+        if run == self._run_id:
+            self.worker = None
+            self.cancel_button.setEnabled(False)
+        self.owner.check_inputs()

@@ -8,6 +8,10 @@ import numpy as np
 
 from .._comparison import grid_shape
 
+NAME_POSITION = "top_center"
+"""Where each cell's layer name goes: centred, under the orientation letter at the top edge (napari tiles
+overlays that share a position), so that neither runs over the other."""
+
 
 def viewer_grid(viewer: Any) -> Any:
     """The viewer's grid settings (``viewer.canvas.grid`` since napari 0.9, ``viewer.grid`` before)."""
@@ -49,6 +53,7 @@ class SideBySide:
         for layer in self.viewer.layers:
             layer.visible = layer.name in names
             layer.name_overlay.visible = layer.name in names
+            layer.name_overlay.position = NAME_POSITION
         first = self.viewer.layers[names[0]]
         displayed = list(self.viewer.dims.displayed)
         extent = np.asarray(first.extent.world, dtype=float)[:, displayed]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QWidget
 
 from .._geometry import LayerGeometry
+from .._names import elide_middle, in_widget_terms
 from .._pipeline import ModelSpec
 from ..errors import InputError
 from ..io import affine_zooms
@@ -109,19 +109,24 @@ class ModelTab(QWidget):
             scale = (1, 1, thick[1]) if thick is not None else 2 if simulate else None
             choice = choose(affine_zooms(geometry.affine), modality=self.modality() or "mri", scale=scale, model=model,
                             slab=geometry.extra.get("slab"))  # a DICOM series' thickness and gap (the reader's)
-            spec = ModelSpec(f"SR {bundled_name(choice.weights)}", choice.weights, model)
+            spec = ModelSpec(sr_label(bundled_name(choice.weights)), choice.weights, model)
             return [spec], choice.slice_axis if thick is None else None, _in_napari_terms(choice, geometry, thick,
                                                                                           simulate)
         if name is not None:
             bundled = {w.name: w for w in list_bundled()}[name]
-            path, label = bundled.path, f"SR {bundled.name}"
+            path, label = bundled.path, sr_label(bundled.name)
         else:
             text = self.weights_edit.text().strip()
             if not text:
                 raise InputError("Weights: choose a weights file (File ▸ …) or the automatic choice.")
             path = Path(text).expanduser()
-            label = f"SR {path.stem}"
+            label = sr_label(path.stem)
         return [ModelSpec(label, path, model)], None, None
+
+
+def sr_label(weights: str) -> str:
+    """The label of the Model tab's output: ``SR`` and the weights' name, middle-elided."""
+    return elide_middle(f"SR {weights}")
 
 
 def _in_napari_terms(choice: Choice, geometry: LayerGeometry, thick: tuple[int, int] | None, simulate: bool) -> str:
@@ -131,4 +136,4 @@ def _in_napari_terms(choice: Choice, geometry: LayerGeometry, thick: tuple[int, 
         return f"Simulate thick slices ×{thick[1]}: the through-plane weights {name}"
     if simulate:
         return f"Simulate ×2: the isotropic ×2 weights {name}"
-    return re.sub(r"array axis (\d)", lambda m: f"napari axis {int(geometry.ornt[int(m.group(1))][0])}", choice.reason)
+    return in_widget_terms(choice.reason, geometry.ornt)

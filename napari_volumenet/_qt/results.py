@@ -15,22 +15,29 @@ from typing import Any
 
 from napari.layers import Image, Shapes
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QPoint, QTimer
+from qtpy.QtWidgets import (
+    QApplication, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout,
+    QWidget,
+)
 
 from .._comparison import Crop, crops, grid_order, metric_rows
 from .._pipeline import RunResult
 from .._result_layers import RunContext
 from .._view import LayerFrame, Region, last_rectangle, onto_slice, slice_index, sliced_axis, view_regions
+from .._windows import Window, named_window, window_names
 from .combos import LayerCombo
-from .crops import CropsPanel
+from .crops import CropsPanel, Tile
 from .grid import SideBySide
+from .orientation import follow_anatomy
 from .tables import METRIC_COLUMNS, METRIC_CSV_COLUMNS, METRIC_HEADERS, fill_table, fit_rows, make_table, write_csv
 
 NONE = "(none)"
 REGION_LAYER = "Crop region"
 REFRESH_MS = 80
 """Debounce of the live metrics: they are recomputed once the slider has rested this long."""
+WINDOW_MS = 50
+"""Debounce of the crops' redraw after a contrast change (napari sends one per step of a slider drag)."""
 
 
 @dataclass
@@ -42,6 +49,11 @@ class Shown:
     outputs: dict[str, Image]
     lr_name: str
     gt_name: str | None
+
+    def image_layers(self, viewer: Any) -> list[Image]:
+        """The run's image layers still in ``viewer``: ground truth, LR, then the outputs."""
+        named = [layer_named(viewer, self.gt_name), layer_named(viewer, self.lr_name), *self.outputs.values()]
+        return [lyr for lyr in named if isinstance(lyr, Image) and lyr in viewer.layers]
 
 
 def layer_named(viewer: Any, name: str | None) -> Any:
@@ -64,6 +76,11 @@ def save_dialog(parent: QWidget, title: str, filter_: str, action: Callable[[str
     show_info(f"Wrote {written}")
 
 
+def quality(row: dict[str, Any] | None) -> tuple[float | None, float | None]:
+    """(PSNR, SSIM) of a metrics row (a crop's, against the ground-truth crop); ``None`` without."""
+    return (None, None) if row is None else (row.get("psnr"), row.get("ssim"))
+
+
 def _frame(layer: Any) -> LayerFrame:
     """Where ``layer``'s data coordinates lie in the world, and its voxel count (none for shapes)."""
     shape = layer.data.shape if isinstance(layer, Image) else ()
@@ -84,16 +101,24 @@ class ResultsPanel(QGroupBox):
         self.diff_layers: list[Image] = []
         self.metric_rows: list[dict[str, Any]] = []
         self.side_by_side = SideBySide(viewer)
+        self.anatomy = follow_anatomy(viewer)
+        self._crop_layers: list[Image | None] = []
+        """The layer of each crop shown (its window), ``None`` where it is gone."""
         self._build()
-        self._refresh_timer = QTimer(self)
-        self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(REFRESH_MS)
-        self._refresh_timer.timeout.connect(self.refresh_live)
+        self._refresh_timer = self._timer(REFRESH_MS, self.refresh_live)
+        self._window_timer = self._timer(WINDOW_MS, self.redraw_crops)
         for event in (viewer.dims.events.current_step, viewer.dims.events.ndisplay, viewer.dims.events.order):
             event.connect(self.schedule_refresh)
         viewer.dims.events.current_step.connect(self.follow_slice)
         for layer in viewer.layers:
             self.watch(layer)
+
+    def _timer(self, interval: int, slot: Callable[[], None]) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(interval)
+        timer.timeout.connect(slot)
+        return timer
 
     def _build(self) -> None:
         self.setToolTip("PSNR (and its gain over tricubic) and SSIM against the ground truth, on the 0–255 "
@@ -125,11 +150,25 @@ class ResultsPanel(QGroupBox):
         region_row.addWidget(self.region_combo, 1)
         region_row.addWidget(self.draw_button)
         layout.addLayout(region_row)
+        layout.addLayout(self._build_window_row())
+        self.crops = CropsPanel()
+        layout.addWidget(self.crops)
         self.metrics_table = make_table(METRIC_HEADERS)
         fit_rows(self.metrics_table)
         layout.addWidget(self.metrics_table)
-        self.crops = CropsPanel()
-        layout.addWidget(self.crops)
+
+    def _build_window_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.window_combo = QComboBox()
+        self.window_combo.setPlaceholderText("as set")
+        self.window_combo.setToolTip("Display window of every image layer of the run at once (ground truth, LR, "
+                                     "tricubic, SR): MRI the foreground's percentiles, CT the presets as "
+                                     "level/width in HU")
+        self.window_combo.activated.connect(lambda index: self.apply_window(self.window_combo.itemText(index)))
+        self.window_combo.setEnabled(False)
+        row.addWidget(QLabel("Window"))
+        row.addWidget(self.window_combo, 1)
+        return row
 
     # ------------------------------------------------------------------ viewer events
     def watch(self, layer: Any) -> None:
@@ -152,11 +191,58 @@ class ResultsPanel(QGroupBox):
 
     # ------------------------------------------------------------------ a finished run
     def show_run(self, shown: Shown, diff_layers: list[Image]) -> None:
-        """Show the metrics and crops of a finished run (and lay it out side by side when that is on)."""
+        """Show the metrics and crops of a finished run (and lay it out side by side when that is on).
+
+        Every image layer of the run takes the window of the first (the ground truth, else the input),
+        and the window list offers the windows of the run's modality.
+        """
+        for layer in self.shown.image_layers(self.viewer) if self.shown else []:
+            layer.events.contrast_limits.disconnect(self.schedule_redraw)
         self.shown, self.diff_layers = shown, diff_layers
+        layers = shown.image_layers(self.viewer)
+        if layers:
+            self._set_window(layers, tuple(float(v) for v in layers[0].contrast_limits))
+        for layer in layers:
+            layer.events.contrast_limits.connect(self.schedule_redraw)
+        self.window_combo.clear()
+        self.window_combo.addItems(window_names(shown.result.modality))
+        self.window_combo.setCurrentIndex(-1)
+        self.window_combo.setEnabled(True)
         if self.side_by_side.enabled:
             self.side_by_side.arrange(self.grid_layers())
         self.refresh_live()
+
+    # ------------------------------------------------------------------ display windows
+    def _window_data(self, shown: Shown) -> Any:
+        """The volume a named window is computed on: the ground truth, else the LR volume."""
+        return shown.result.ground_truth if shown.result.ground_truth is not None else shown.result.lr
+
+    def apply_window(self, name: str) -> Window | None:
+        """Set the window called ``name`` (:func:`~.._windows.window_names`) on every image layer of the run."""
+        shown = self.shown
+        if shown is None:
+            return None
+        window = named_window(name, self._window_data(shown))
+        self._set_window(shown.image_layers(self.viewer), window)
+        self.window_combo.setCurrentText(name)
+        return window
+
+    @staticmethod
+    def _set_window(layers: list[Image], window: Window) -> None:
+        for layer in layers:
+            low, high = layer.contrast_limits_range
+            layer.contrast_limits_range = (min(low, window[0]), max(high, window[1]))
+            layer.contrast_limits = window
+
+    def schedule_redraw(self, *_: Any) -> None:
+        """A layer's contrast changed: redraw the crops in the new windows (debounced)."""
+        self._window_timer.start()
+
+    def redraw_crops(self) -> None:
+        """Redraw the crops shown, each in its layer's current window (the data stay)."""
+        if self.crops.tiles:
+            self.crops.set_windows([self._layer_window(layer, tile.window)
+                                    for layer, tile in zip(self._crop_layers, self.crops.tiles)])
 
     def _sliced_axis(self) -> int | None:
         """The axis the slider moves along (2D view of a 3D world), else ``None``."""
@@ -190,20 +276,56 @@ class ResultsPanel(QGroupBox):
         """Recompute the metrics table (region, current slice, volume) and the crops."""
         shown = self.shown
         rows: list[dict[str, Any]] = []
-        crop_list: list[Crop] = []
+        tiles: list[Tile] = []
         if shown is not None:
             labels = [label for label, lyr in shown.outputs.items() if lyr in self.viewer.layers]
             where, region, lr_region = self._looked_at(shown, labels)
             rows = metric_rows(shown.result, labels, where, region)
             if where is not None and region is not None:
                 crop_list = crops(shown.result, labels, where, region, lr_region)
+                tiles = self._tiles(shown, crop_list, labels, rows, with_lr=lr_region is not None)
         self.metric_rows = rows
         fill_table(self.metrics_table, rows, METRIC_COLUMNS)
         fit_rows(self.metrics_table)
-        if crop_list:
-            self.crops.set_crops(crop_list, shown.context.window if shown else (0.0, 1.0))
-        else:
-            self.crops.clear()
+        appeared = bool(tiles) and not self.crops.tiles
+        self.crops.set_tiles(tiles)
+        if appeared:  # once the grid is laid out
+            QTimer.singleShot(0, self._reveal_crops)
+
+    def _tiles(self, shown: Shown, crop_list: list[Crop], labels: list[str], rows: list[dict[str, Any]], *,
+               with_lr: bool) -> list[Tile]:
+        """Each crop with its layer's window and, for an output, its region PSNR/SSIM from the table's rows.
+
+        The crops come as :func:`~.._comparison.crops` makes them: GT (with a ground truth), LR (with
+        an LR region: ``with_lr``), then ``labels``.
+        """
+        with_gt = shown.result.ground_truth is not None
+        inputs = [shown.gt_name] * with_gt + [shown.lr_name] * with_lr
+        self._crop_layers = [*(layer_named(self.viewer, name) for name in inputs),
+                             *(shown.outputs[label] for label in labels)]
+        region = {r["output"]: r for r in rows if str(r["scope"]).startswith("region")}
+        outputs: list[str | None] = [None] * len(inputs) + list(labels)
+        return [Tile(crop, self._layer_window(layer, shown.context.window), *quality(region.get(label)))
+                for crop, layer, label in zip(crop_list, self._crop_layers, outputs, strict=True)]
+
+    def _layer_window(self, layer: Image | None, fallback: Window) -> Window:
+        """A crop's window: its layer's contrast limits, else ``fallback`` (the layer is gone)."""
+        if layer is None or layer not in self.viewer.layers:
+            return fallback
+        low, high = (float(v) for v in layer.contrast_limits)
+        return low, high
+
+    def _reveal_crops(self) -> None:
+        """Scroll the dock so that the crops that just appeared are in view."""
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QScrollArea):
+            parent = parent.parentWidget()
+        if parent is None:
+            return
+        QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)  # the dock's body grows first
+        top = self.crops.mapTo(parent.widget(), QPoint(0, 0)).y()
+        bar = parent.verticalScrollBar()  # the least scroll that shows them whole, else their top
+        bar.setValue(min(max(bar.value(), top + self.crops.height() - parent.viewport().height()), top))
 
     def follow_slice(self, *_: Any) -> None:
         """Move the region's rectangle to the displayed slice, so that it stays in view while the slider moves."""

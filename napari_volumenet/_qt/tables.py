@@ -12,14 +12,25 @@ from typing import Any
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
+from .._names import elide_middle
 from ..atomic import write_text_atomic
 
 METRIC_COLUMNS = ("output", "scope", "psnr", "gain", "ssim")
-METRIC_HEADERS = ("Output", "Scope", "PSNR", "Δ tricubic", "SSIM")
+METRIC_HEADERS = ("Output", "Scope", "PSNR", "Gain", "SSIM")
 METRIC_CSV_COLUMNS = ("output", "scope", "rmse", "psnr", "gain", "psnr_fg", "ssim")
 """The table shows PSNR, its gain over tricubic and SSIM; the CSV has every metric."""
-COMPARISON_COLUMNS = ("model", "weights", "psnr", "ssim", "seconds", "params")
-COMPARISON_HEADERS = ("Model", "Weights", "PSNR", "SSIM", "Seconds", "#Params")
+COMPARISON_COLUMNS = ("model", "source", "psnr", "ssim", "seconds", "params")
+COMPARISON_HEADERS = ("Model", "Weights", "PSNR", "SSIM", "Time", "Params")
+COMPARISON_CSV_COLUMNS = ("model", "network", "weights", "psnr", "ssim", "seconds", "params")
+"""The CSV names each network and weights file in full (the table shows them in its tooltips)."""
+HEADER_TIPS = {
+    "PSNR": "PSNR (dB) against the ground truth on the 0–255 scale of its range (the paper's protocol)",
+    "Gain": "PSNR gain over tricubic interpolation in the same scope (dB)",
+    "SSIM": "SSIM against the ground truth (3D for the volume, 2D for a slice or region)",
+    "Time": "Seconds the method took on this input",
+    "Params": "Trainable parameters of the network",
+    "Weights": "bundled: the weights shipped with napari-volumenet; else the file's name (its path in the tooltip)",
+}
 DECIMALS = {"rmse": 3, "psnr": 2, "psnr_fg": 2, "ssim": 4, "seconds": 2, "gain": 2}
 SIGNED = ("gain",)
 
@@ -40,36 +51,50 @@ def format_value(key: str, value: Any) -> str:
     return str(value)
 
 
-def make_table(headers: Sequence[str], text_columns: int = 2) -> QTableWidget:
-    """A read-only table: numbers sized to their text, the first ``text_columns`` sharing the rest (elided)."""
+def make_table(headers: Sequence[str], name_column: int = 0) -> QTableWidget:
+    """A read-only table whose columns fit their contents, the ``name_column`` taking the rest (Qt elides
+    it in the middle if it still does not fit)."""
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(list(headers))
+    for column, title in enumerate(headers):
+        table.horizontalHeaderItem(column).setToolTip(HEADER_TIPS.get(title, ""))
     table.setEditTriggers(QAbstractItemView.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectRows)
     table.setWordWrap(False)
+    table.setTextElideMode(Qt.ElideMiddle)
     table.verticalHeader().setVisible(False)
     header = table.horizontalHeader()
     header.setMinimumSectionSize(36)
     for column in range(len(headers)):
-        mode = QHeaderView.Stretch if column < text_columns else QHeaderView.ResizeToContents
+        mode = QHeaderView.Stretch if column == name_column else QHeaderView.ResizeToContents
         header.setSectionResizeMode(column, mode)
     table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
     return table
 
 
+def cell_text(key: str, value: Any) -> tuple[str, str]:
+    """(shown text, tooltip) of one cell: text longer than :data:`~.._names.MAX_NAME` is middle-elided, its
+    full text in the tooltip."""
+    text = format_value(key, value)
+    shown = elide_middle(text)
+    return shown, (text if shown != text else "")
+
+
 def fill_table(table: QTableWidget, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     """Show ``rows`` (dicts keyed by ``columns``) in ``table``; numbers right-aligned.
 
-    A row's optional ``"_tooltip"`` is shown over each of its cells.
+    A row's optional ``"_tooltip"`` (its full name) is shown over each of its cells, after an elided cell's
+    full text.
     """
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, key in enumerate(columns):
             value = row.get(key)
-            item = QTableWidgetItem(format_value(key, value))
+            text, full = cell_text(key, value)
+            item = QTableWidgetItem(text)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 item.setTextAlignment(int(Qt.AlignRight | Qt.AlignVCenter))
-            tip = row.get("_tooltip") or (item.text() if c == 0 else "")
+            tip = "\n".join(t for t in (full, row.get("_tooltip") or "") if t)
             if tip:
                 item.setToolTip(tip)
             table.setItem(r, c, item)

@@ -1,7 +1,7 @@
 """The "VolumeNet super-resolution" dock widget.
 
 Everything it computes comes from :func:`napari_volumenet._pipeline.run_steps` (run in a
-``thread_worker``: per-tile progress, cancel at the next tile boundary), from
+``thread_worker``: progress per block or tile; Cancel drops the run at once), from
 :mod:`napari_volumenet._comparison` (layer choice, comparison rows) and from
 :mod:`napari_volumenet._result_layers` (the layers of a result, with their grids and provenance); this
 module collects the user's choices (inputs here, the network in :mod:`.model_tab`), runs them and adds the
@@ -28,16 +28,20 @@ from qtpy.QtWidgets import (
 
 from .._comparison import LayerInfo, choose_layers, comparison_rows, same_layer
 from .._geometry import METADATA_KEY, LayerGeometry, inverse_ornt
+from .._names import in_widget_terms
 from .._pipeline import MIN_STEPS, UNTRAINED, RunRequest, RunResult, Step, describe_plan, run_steps
 from .._result_layers import NewLayer, RunContext, result_layers
 from ..errors import InputError, VolumeNetError
 from ..inference import PRECISIONS, RunOptions, resolve_device
+from ..weights import list_bundled
 from .combos import LayerCombo
 from .compare import ModelList
 from .fit_tab import FitTab
 from .model_tab import ModelTab
 from .results import NONE, ResultsPanel, Shown, layer_named, save_dialog
-from .tables import COMPARISON_COLUMNS, COMPARISON_HEADERS, fill_table, make_table, write_csv
+from .tables import (
+    COMPARISON_COLUMNS, COMPARISON_CSV_COLUMNS, COMPARISON_HEADERS, fill_table, make_table, write_csv,
+)
 from .worker import Failure, no_result, start_worker
 
 ISOTROPIC = "×2 isotropic (the paper's)"
@@ -75,6 +79,14 @@ class SuperResolutionWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.worker: Any = None
+        self.stopping: list[Any] = []
+        """Cancelled workers still finishing their current step (their results are dropped)."""
+        self._run_id = 0
+        self.alive = [True]
+        """False once the widget is deleted (its dock closed): a worker that ends later finds nothing to update."""
+        self.destroyed.connect(lambda *_, alive=self.alive: alive.__setitem__(0, False))
+        self._status_owner = "inputs"
+        """What the status line shows: ``inputs`` (why Run can or cannot start) or ``run`` (the last run's end)."""
         self.comparison_rows: list[dict[str, Any]] = []
         self.last_timing: dict[str, float] = {}
         self._input_fixed = False
@@ -114,7 +126,7 @@ class SuperResolutionWidget(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         layout.addWidget(self.progress)
-        self.status = QLabel("Choose an input layer and a weights file, then Run.")
+        self.status = QLabel()
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
         self.results = ResultsPanel(self.viewer, self._region_reference)
@@ -127,6 +139,7 @@ class SuperResolutionWidget(QWidget):
         form = QFormLayout(inputs)
         self.input_combo = self._combo("The 3D image layer to upscale (in Simulate mode: the HR volume)")
         self.input_combo.currentIndexChanged.connect(partial(self._user_chose, "input"))
+        self.input_combo.currentIndexChanged.connect(self.check_inputs)
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Open NIfTI / MGH volumes with this plugin's reader (physical geometry)")
         self.open_button.clicked.connect(self._open_dialog)
@@ -165,8 +178,10 @@ class SuperResolutionWidget(QWidget):
         self._simulate_choice_changed()
         self.gt_combo = self._combo("Optional HR volume to compare with (s × the input's shape)")
         self.gt_combo.currentIndexChanged.connect(partial(self._user_chose, "truth"))
+        self.gt_combo.currentIndexChanged.connect(self.check_inputs)
         form.addRow("Ground truth", self.gt_combo)
         self.mode_simulate.toggled.connect(lambda on: self.gt_combo.setEnabled(not on))
+        self.mode_simulate.toggled.connect(self.check_inputs)
         return inputs
 
     def _build_run_row(self) -> QHBoxLayout:
@@ -176,7 +191,7 @@ class SuperResolutionWidget(QWidget):
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.cancel_button.setToolTip("Stop at the next tile; nothing is added")
+        self.cancel_button.setToolTip("Stop now; nothing is added")
         self.cancel_button.clicked.connect(self.cancel)
         self.badge = QLabel()
         self.badge.setStyleSheet("QLabel { border: 1px solid palette(mid); border-radius: 6px; padding: 2px 6px; }")
@@ -269,8 +284,10 @@ class SuperResolutionWidget(QWidget):
                 if isinstance(lyr, Image) and lyr.ndim == 3 and not lyr.rgb and not lyr.multiscale]
 
     def _user_chose(self, which: str, *_: Any) -> None:
-        """A combo changed outside :meth:`refresh_layer_choices`: keep that choice from now on."""
+        """A combo changed outside :meth:`refresh_layer_choices`: keep that choice from now on (and say what Run
+        will do with it)."""
         setattr(self, f"_{which}_fixed", True)
+        self._status_owner = "inputs"
 
     def _layer_infos(self) -> list[LayerInfo]:
         infos = []
@@ -295,6 +312,7 @@ class SuperResolutionWidget(QWidget):
         self.input_combo.set_items(names, input_name or "")
         self.gt_combo.set_items([NONE, *names], truth_name or NONE)
         self.results.refresh_regions()
+        self.check_inputs()
 
     def _layer(self, name: str | None) -> Image | None:
         return layer_named(self.viewer, name)
@@ -319,7 +337,7 @@ class SuperResolutionWidget(QWidget):
             self.badge.setText(f"{device} → {resolved}" if device == "auto" else str(resolved))
         except VolumeNetError as error:
             self.badge.setText(f"{device}: unavailable")
-            self.badge.setToolTip(str(error))
+            self.badge.setToolTip(in_widget_terms(str(error)))
 
     # ------------------------------------------------------------------ viewer events
     def _connect_viewer(self) -> None:
@@ -337,6 +355,58 @@ class SuperResolutionWidget(QWidget):
         self.refresh_layer_choices()
         self.results.schedule_refresh()
 
+    # ------------------------------------------------------------------ inputs and the status line
+    def input_problem(self) -> str | None:
+        """Why Run cannot start with the chosen layers, in one sentence; ``None`` when it can."""
+        source = self._layer(self.input_combo.currentText())
+        if source is None:
+            return "Input layer: choose a 3D image layer (open a NIfTI file or File ▸ Open Sample)."
+        truth = None if self.mode_simulate.isChecked() else self._layer(self.gt_combo.currentText())
+        if same_layer(truth, source):
+            return (f"“{source.name}” is both the Input layer and the Ground truth: choose the low-resolution "
+                    f"scan as the input, or Simulate to degrade “{source.name}” first.")
+        return None
+
+    def _ready_text(self) -> str:
+        """What Run will do with the chosen layers."""
+        name = self.input_combo.currentText()
+        if self.mode_simulate.isChecked():
+            index = self.degrade_combo.currentIndex()
+            axis = self.slice_axis_combo.currentText()
+            how = "×2" if index == 0 else f"slices ×{THICK_FACTORS[index - 1]} on {axis}"
+            return f"Run degrades “{name}” ({how}), upscales it and compares with “{name}”."
+        truth = self.gt_combo.currentText()
+        compare = f" and compares with “{truth}”" if truth not in ("", NONE) else " (no ground truth)"
+        return f"Run upscales “{name}”{compare}."
+
+    def busy(self) -> bool:
+        """Whether a run or a fit is going on, or a cancelled one still ends its step: one worker at a time
+        (concurrent workers would also compete for the same cores)."""
+        return bool(self.worker or self.stopping or self.fit_tab.worker or self.fit_tab.stopping)
+
+    def check_inputs(self, *_: Any) -> None:
+        """Enable Run only for usable inputs and when idle; the status line says why not (or what Run will do)."""
+        problem = self.input_problem()
+        idle = not self.busy()
+        for button in (self.run_button, self.compare_button):
+            button.setEnabled(idle and problem is None)
+        self.fit_tab.fit_button.setEnabled(idle)
+        if idle and (problem is not None or self._status_owner == "inputs"):
+            self._status_owner = "inputs"
+            self.status.setText(problem or self._ready_text())
+
+    def _fail(self, message: str, ornt: Any = None) -> None:
+        """Say why a run did not start or failed, in the widget's terms: status line and notification."""
+        message = in_widget_terms(message, ornt)
+        self._status_owner = "run"
+        self.status.setText(message)
+        show_error(message)
+
+    def _input_ornt(self) -> Any:
+        source = self._layer(self.input_combo.currentText())
+        return None if source is None else LayerGeometry.from_layer(source.metadata, source.scale, source.translate,
+                                                                     source.ndim).ornt
+
     # ------------------------------------------------------------------ running
     def run(self) -> None:
         """Upscale the input with the model of the Model tab (and tricubic)."""
@@ -347,27 +417,30 @@ class SuperResolutionWidget(QWidget):
         self._start(comparison=True)
 
     def _start(self, comparison: bool) -> None:
-        if self.worker is not None:
+        if self.busy():
             return
         try:
+            problem = self.input_problem()
+            if problem is not None:
+                raise InputError(problem)
             steps, context = self._prepare(comparison)
         except VolumeNetError as error:
-            show_error(str(error))
+            self._fail(str(error), self._input_ornt())
             return
-        self._set_running(True)
+        self._run_id += 1
+        run = self._run_id
+        self._status_owner = "run"
         self.status.setText("Loading the model…")
-        self.worker = start_worker(steps, yielded=self._on_step, returned=partial(self._on_returned, context),
-                                   aborted=self._on_aborted, finished=self._on_finished)
+        self.worker = start_worker(steps, yielded=partial(self._on_step, run),
+                                   returned=partial(self._on_returned, run, context),
+                                   aborted=lambda: None, finished=partial(self._on_finished, run))
+        self._set_running(True)
 
     def _prepare(self, comparison: bool) -> tuple[Generator[Step, None, RunResult], RunContext]:
         source = self._layer(self.input_combo.currentText())
-        if source is None:
-            raise InputError("Input layer: choose a 3D image layer (open a NIfTI file or File ▸ Open Sample).")
         geometry = LayerGeometry.from_layer(source.metadata, source.scale, source.translate, source.ndim)
         mode = "simulate" if self.mode_simulate.isChecked() else "upscale"
         gt_layer = None if mode == "simulate" else self._layer(self.gt_combo.currentText())
-        if same_layer(gt_layer, source):
-            raise InputError("Ground truth: choose another layer than the input (or use Simulate mode).")
         thick = self._thick_slices(geometry)
         slice_axis, reason = None, None
         if comparison:
@@ -397,20 +470,33 @@ class SuperResolutionWidget(QWidget):
         return steps, context
 
     def cancel(self) -> None:
-        """Stop the run at the next tile boundary; nothing is added."""
-        if self.worker is not None:
-            self.status.setText("Cancelling…")
-            self.cancel_button.setEnabled(False)
-            self.worker.quit()
+        """Stop the run now: its worker ends at its next step and its result is dropped; nothing is added."""
+        worker = self.worker
+        if worker is None:
+            return
+        worker.quit()
+        self.stopping.append(worker)
+        self.worker = None
+        self._run_id += 1  # whatever the cancelled worker still sends is ignored
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText("Cancelled; nothing was added.")
+        show_info("Super-resolution cancelled; nothing was added.")
+        self._set_running(False)
 
     def _set_running(self, running: bool) -> None:
-        for button in (self.run_button, self.compare_button):
-            button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         if running:
             self.progress.setRange(0, 0)  # busy until the first tile
+        self.check_inputs()
 
-    def _on_step(self, step: Step) -> None:
+    def _current(self, run: int) -> bool:
+        """Whether ``run`` is the run in progress and the widget still exists (else its signals are dropped)."""
+        return self.alive[0] and run == self._run_id
+
+    def _on_step(self, run: int, step: Step) -> None:
+        if not self._current(run):
+            return
         prefix = f"[{step.index + 1}/{step.count}] " if step.count > 1 else ""
         if step.stage in ("plan", "tiles") and step.plan is not None:
             self.badge.setText(describe_plan(step.plan))
@@ -424,14 +510,19 @@ class SuperResolutionWidget(QWidget):
             self.progress.setValue(step.done)
             self.status.setText(f"Metrics of {step.label}…")
 
-    def _on_returned(self, context: RunContext, value: RunResult | Failure | None) -> None:
+    def _on_returned(self, run: int, context: RunContext, value: RunResult | Failure | None) -> None:
+        if not self._current(run):
+            return
+        if isinstance(value, Failure):
+            value = Failure(in_widget_terms(value.message, context.geometry.ornt))
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
         if no_result(value, self.status):
             return
         try:
-            self._show_result(context, value)
+            warnings = self._show_result(context, value)
         except VolumeNetError as error:
-            show_error(str(error))
-            self.status.setText(f"Failed: {error}")
+            self._fail(f"Failed: {error}", context.geometry.ornt)
             return
         total = time.perf_counter() - context.started
         upscale = sum(out.seconds for out in value.outputs if out.kind == "sr")
@@ -440,18 +531,20 @@ class SuperResolutionWidget(QWidget):
         self.progress.setValue(1)
         plan = describe_plan(value.outputs[-1].plan)
         why = f" Weights: {context.choice}." if context.choice else ""
-        self.status.setText(f"Done in {total:.1f} s (networks {upscale:.1f} s) on {plan}.{why}")
-        self.badge.setToolTip(f"Device · precision · number of tiles actually used{'; ' + context.choice if context.choice else ''}")
+        notes = "".join(f" ⚠ {warning}" for warning in warnings)
+        self.status.setText(f"Done in {total:.1f} s (networks {upscale:.1f} s) on {plan}.{why}{notes}")
+        choice = f"; {context.choice}" if context.choice else ""
+        self.badge.setToolTip(f"Device · precision · number of tiles actually used{choice}")
         if context.choice:
             self.badge.setText(f"{plan} · ×{'×'.join(map(str, value.scale))}")
 
-    def _on_aborted(self) -> None:
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.status.setText("Cancelled; nothing was added.")
-        show_info("Super-resolution cancelled; nothing was added.")
-
-    def _on_finished(self) -> None:
+    def _on_finished(self, run: int) -> None:
+        self.stopping = [worker for worker in self.stopping if worker.is_running]
+        if not self.alive[0]:
+            return
+        if run != self._run_id:  # a cancelled worker has ended its step: Run is free again
+            self.check_inputs()
+            return
         self.worker = None
         self._set_running(False)
         if self.progress.maximum() == 0:
@@ -460,17 +553,28 @@ class SuperResolutionWidget(QWidget):
 
     # ------------------------------------------------------------------ showing results
     def _put_layer(self, new: NewLayer) -> Image:
-        """Add an image layer, replacing one of the same name made by an earlier run."""
-        if new.name in self.viewer.layers:
-            old = self.viewer.layers[new.name]
-            if isinstance(old.metadata, dict) and old.metadata.get(METADATA_KEY, {}).get("made_by") == "widget":
-                self.viewer.layers.remove(old)
-        return self.viewer.add_image(new.data, **new.kwargs)
+        """Add an image layer, or refill the one of the same name that an earlier run made.
 
-    def _show_result(self, context: RunContext, result: RunResult) -> None:
+        Refilling in place keeps the layer's place in the list and costs a texture upload, where removing and
+        adding it again made napari collect garbage and build a new visual each time (0.5–2 s per run, growing
+        with the session: ``benchmarks/widget_speed.py``)."""
+        old = self.viewer.layers[new.name] if new.name in self.viewer.layers else None
+        if not (isinstance(old, Image) and isinstance(old.metadata, dict)
+                and old.metadata.get(METADATA_KEY, {}).get("made_by") == "widget"):
+            return self.viewer.add_image(new.data, **new.kwargs)
+        old.data = new.data
+        for key, value in new.kwargs.items():
+            if key == "contrast_limits":
+                low, high = old.contrast_limits_range
+                old.contrast_limits_range = (min(low, value[0]), max(high, value[1]))
+            if key != "name":
+                setattr(old, key, value)
+        return old
+
+    def _show_result(self, context: RunContext, result: RunResult) -> list[str]:
         """Add the layers of a run (:func:`~.._result_layers.result_layers`): [simulated LR], tricubic, SR…,
         then the difference maps (hidden unless side by side); a new run replaces the layers of the same
-        name that an earlier run made."""
+        name that an earlier run made. Returns the run's warnings (also shown as notifications)."""
         layers = result_layers(context, result, differences_visible=self.results.side_by_side.enabled)
         if layers.lr is not None:
             self._put_layer(layers.lr)
@@ -478,17 +582,19 @@ class SuperResolutionWidget(QWidget):
         differences = [self._put_layer(new) for new in layers.differences]
         if context.comparison:
             self._fill_comparison(result)
-        if result.gt_cropped:
-            show_warning("The ground truth was cropped at the end of its stored axes to a multiple of the scale.")
-        if result.modality_warning:
-            show_warning(f"Input layer: {result.modality_warning}.")
+        warnings = [in_widget_terms(text, context.geometry.ornt) for text in (
+            "Ground truth: cropped at its end to a multiple of the scale." if result.gt_cropped else "",
+            f"Input layer: {result.modality_warning}." if result.modality_warning else "") if text]
+        for warning in warnings:
+            show_warning(warning)
         gt_name = context.input_name if result.mode == "simulate" else context.gt_name
         self.results.show_run(Shown(result, context, outputs, layers.lr_name, gt_name), differences)
         if outputs:  # the last network's output (else tricubic), never a hidden difference map
             self.viewer.layers.selection.active = list(outputs.values())[-1]
+        return warnings
 
     def _fill_comparison(self, result: RunResult) -> None:
-        self.comparison_rows = comparison_rows(result, UNTRAINED)
+        self.comparison_rows = comparison_rows(result, UNTRAINED, {w.path for w in list_bundled()})
         fill_table(self.comparison_table, self.comparison_rows, COMPARISON_COLUMNS)
 
     # ------------------------------------------------------------------ region and exports
@@ -498,7 +604,7 @@ class SuperResolutionWidget(QWidget):
 
     def export_comparison_csv(self, path: str | Path) -> Path:
         """Write the comparison table (full precision) to ``path``."""
-        return write_csv(path, self.comparison_rows, COMPARISON_COLUMNS)
+        return write_csv(path, self.comparison_rows, COMPARISON_CSV_COLUMNS)
 
     def _export_comparison_dialog(self) -> None:
         save_dialog(self, "Export comparison", "CSV (*.csv)", self.export_comparison_csv)

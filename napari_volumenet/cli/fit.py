@@ -52,8 +52,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modality", choices=["mri", "ct"], default="mri", help="modality of the scan (default mri)")
     add_fit_options(p)
     p.add_argument("--factor", type=positive_int, default=None, metavar="F",
-                   help="HR slices per slice (the output grid); default: the slice spacing over the in-plane pixel, "
-                        "rounded")
+                   help="HR slices per slice (the output grid); default: the factor upscale chooses (the series' "
+                        "slice thickness, else the spacing, over the in-plane pixel, rounded)")
+    p.add_argument("--lr", type=float, default=None, metavar="RATE",
+                   help="Adam learning rate (default: 2e-4 from bundled weights, 1e-3 from least squares)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patches and of a network started from scratch")
     p.add_argument("--overwrite", action="store_true", help="replace an existing weights file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
@@ -65,7 +67,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise InputError(f"{args.scan} holds {len(scans)} volumes; a fit learns from one scan")
     out = _weights_path(args.output, args.overwrite)
     fitted = fit_file(scans[0], minutes=args.minutes, max_steps=args.max_steps, modality=args.modality,
-                      thickness_mm=args.slice_thickness, factor=args.factor, seed=args.seed, quiet=args.quiet)
+                      thickness_mm=args.slice_thickness, factor=args.factor, seed=args.seed, lr=args.lr,
+                      quiet=args.quiet)
     fitted.save(out)
     say(args.quiet, f"{scans[0]} → {out}  ({fitted.summary()}; peak memory {peak_memory_gib():.2f} GiB)")
     return 0
@@ -82,7 +85,8 @@ def _weights_path(output: str, overwrite: bool) -> Path:
 
 
 def fit_file(src: Path, *, minutes: float, max_steps: int | None = None, modality: str = "mri",
-             thickness_mm: float | None = None, factor: int | None = None, seed: int = 0, quiet: bool = False) -> Any:
+             thickness_mm: float | None = None, factor: int | None = None, seed: int = 0, lr: float | None = None,
+             quiet: bool = False) -> Any:
     """Fit to the scan at ``src`` with a progress bar (time, steps, self-validation PSNR); the
     :class:`~napari_volumenet.fit.Fitted` weights. Ctrl-C stops it with nothing written."""
     from ..fit import FitSettings, prepare, run
@@ -91,6 +95,8 @@ def fit_file(src: Path, *, minutes: float, max_steps: int | None = None, modalit
 
     if not minutes > 0:
         raise InputError(f"--minutes must be positive, got {minutes:g}")
+    if lr is not None and not 0 < lr < 1:
+        raise InputError(f"--lr must be between 0 and 1, got {lr:g}")
     volume = read_volume(src)
     try:
         job = prepare(volume.data, volume.zooms, source=volume_stem(src), modality=modality,
@@ -98,7 +104,7 @@ def fit_file(src: Path, *, minutes: float, max_steps: int | None = None, modalit
     except InputError as error:
         raise InputError(f"{src}: {error}") from None
     say(quiet, f"{src}: {job.profile.text()}; starting from {job.start.label}")
-    return _drive(run(job, FitSettings(minutes=minutes, max_steps=max_steps, seed=seed)), quiet)
+    return _drive(run(job, FitSettings(minutes=minutes, max_steps=max_steps, lr=lr, seed=seed)), quiet)
 
 
 def _drive(steps: Any, quiet: bool) -> Any:

@@ -16,8 +16,9 @@ from ..weights import MAX_SCALE as MAX_FACTOR
 class SliceProfile:
     """How a scan's slices were made, in units of its in-plane pixels.
 
-    ``factor`` is the spacing over the in-plane pixel rounded to an integer (the output grid is exact: ``factor``
-    HR slices per slice); ``gap`` is the empty part of each slab in those HR slices (``thick_slices``' gap).
+    ``factor`` is what ``upscale`` chooses for the scan (:func:`~napari_volumenet.slices.slab_ratio`): the slab
+    thickness a DICOM series states, else the spacing, over the in-plane pixel, rounded; the output grid is exact:
+    ``factor`` HR slices per slice; ``gap`` is the empty part of each slab in those HR slices (``thick_slices``' gap).
     """
 
     axis: int
@@ -44,7 +45,8 @@ def slice_profile_of(zooms: Sequence[float], *, slab: Slab | None = None, thickn
                      factor: int | None = None) -> SliceProfile:
     """The profile of a scan of voxel sizes ``zooms`` (mm): thickness from ``thickness_mm`` (the user's), else the
     scan's ``slab`` (a DICOM series), else the spacing (a box as wide as the spacing, no gap); ``factor`` (HR slices
-    per slice) by default the spacing over the in-plane pixel, rounded.
+    per slice) by default the one ``upscale`` chooses from the header: the ``slab``'s thickness, else the spacing,
+    over the in-plane pixel, rounded (a series of 4 mm slices every 4.8 mm of 1 mm pixels: ×4, not ×5).
 
     Raises :class:`InputError` for a near-isotropic scan (no sharp plane to learn from) and for a thickness that
     is not positive or larger than the spacing.
@@ -56,10 +58,11 @@ def slice_profile_of(zooms: Sequence[float], *, slab: Slab | None = None, thickn
                          "sharp plane to learn its slice axis from (a fit needs slices ≥ 1.5× the in-plane spacing)")
     spacing = sizes[axis]
     in_plane = sum(sizes[a] for a in range(3) if a != axis) / 2
+    header = min(slab.thickness, spacing) if slab is not None and slab.axis == axis and slab.thickness > 0 else None
     if thickness_mm is not None:
         thickness, source = float(thickness_mm), "--slice-thickness"
-    elif slab is not None and slab.axis == axis and slab.thickness > 0:
-        thickness, source = min(slab.thickness, spacing), "header"
+    elif header is not None:
+        thickness, source = header, "header"
     else:
         thickness, source = spacing, "spacing"
     if not 0 < thickness <= spacing * 1.001:
@@ -67,6 +70,6 @@ def slice_profile_of(zooms: Sequence[float], *, slab: Slab | None = None, thickn
                          "(it must be positive and at most the spacing)")
     if factor is not None and not 2 <= factor <= MAX_FACTOR:
         raise InputError(f"the factor must be an integer from 2 to {MAX_FACTOR}, got {factor}")
-    factor = factor or max(2, round(spacing / in_plane))
+    factor = factor or max(2, round((header or spacing) / in_plane))  # the grid upscale chooses from the header
     gap = max(0.0, factor * (spacing - min(thickness, spacing)) / spacing)
     return SliceProfile(axis, factor, round(gap, 6), thickness, spacing, in_plane, source)

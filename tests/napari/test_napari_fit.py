@@ -12,6 +12,7 @@ pytest.importorskip("napari")
 
 from qtpy.QtCore import Qt
 
+from napari_volumenet._names import elide_middle
 from napari_volumenet.weights import load_weights
 
 PLUGIN = "napari-volumenet"
@@ -39,7 +40,7 @@ def test_fit_adds_the_fitted_layer_and_saves_its_weights(thick_scan, qtbot, tmp_
     tab.max_steps = 2
     qtbot.mouseClick(tab.fit_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: tab.worker is None, timeout=TIMEOUT_MS)
-    fitted = viewer.layers[f"SR fitted {layer.name}"]
+    fitted = viewer.layers[elide_middle(f"SR fitted {layer.name}")]
     assert sorted(fitted.data.shape) == sorted((32, 28, 32))  # ×4 along the slice axis, in the view's order
     assert "self-validation: cubic" in tab.status.text() and tab.save_button.isEnabled()
     _, meta = load_weights(tab.save_weights(tmp_path / "fitted.pt"))

@@ -24,7 +24,7 @@ def test_simulated_thick_slices_are_laid_on_their_grids(visible):
 
     layers = result_layers(context, result, differences_visible=visible)
 
-    assert layers.lr is not None and layers.lr.name == layers.lr_name == "LR slices ×4 on axis 0 (simulated from head)"
+    assert layers.lr is not None and layers.lr.name == layers.lr_name == "LR ×4 axis 0 (sim.)"
     view = to_view(hr, geometry.ornt)  # napari's view order: the slice axis (stored axis 2) comes first
     assert layers.lr.kwargs["scale"] == (4.0, 0.5, 0.5) and layers.lr.data.shape == (4, *view.shape[1:])
     [tricubic] = layers.outputs
