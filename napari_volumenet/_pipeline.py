@@ -54,9 +54,10 @@ DIFF_PERCENTILE = 99.5
 MIN_STEPS = 12
 """Tiles per network in the widget: a progress step (and the longest wait for Cancel) is ≤ 1/12 of a run."""
 HEAP_BLOCK_BYTES = 32 * 2**20
-"""glibc's largest mmap threshold. In a worker thread a larger block (one feature map of a big window)
-is mapped afresh on every allocation and page-faulted in (napari_volumenet._allocator can only steer
-the main thread); smaller ones are reused from the heap."""
+"""glibc's largest mmap threshold. A larger block (one feature map of a big window) is mapped afresh on every
+allocation and page-faulted in; smaller ones are reused from the heap. The networks tiled by
+:func:`progress_tile` (those without progress per block) run on glibc's defaults, outside
+:func:`~napari_volumenet._allocator.reuse_freed_memory`."""
 MAPPED_COST = 1.4
 """Time per window voxel of windows whose maps exceed :data:`HEAP_BLOCK_BYTES`, relative to smaller ones
 (measured in a worker thread on VolumeNet D9C32: 25.4 µs for 85×64×60 windows, 18.5 µs for 64×64×60)."""

@@ -16,7 +16,7 @@ MIB = 2**20
 
 
 _MEASURE = """
-import mmap, resource, torch
+import mmap, resource, threading, torch
 from napari_volumenet import _allocator
 
 MIB = 2**20
@@ -31,8 +31,8 @@ def faults_of_writing_fresh_pages():
 
 
 def faults_of_reusing_a_freed_block():
-    first = torch.ones(64 * MIB // 4)
-    second = torch.ones(64 * MIB // 4)
+    first = torch.ones(48 * MIB // 4)  # under a thread arena's largest heap (64 MiB)
+    second = torch.ones(48 * MIB // 4)
     del first
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.ones(40 * MIB // 4)
@@ -41,24 +41,37 @@ def faults_of_reusing_a_freed_block():
     return faults
 
 
-with _allocator.reuse_freed_memory():
-    reused = faults_of_reusing_a_freed_block()
-print(faults_of_writing_fresh_pages(), reused, faults_of_reusing_a_freed_block())
+def in_a_thread(measure):
+    out = []
+    worker = threading.Thread(target=lambda: out.append(measure()))
+    worker.start()
+    worker.join()
+    return out[0]
+
+
+def reused_inside():
+    with _allocator.reuse_freed_memory():
+        return faults_of_reusing_a_freed_block()
+
+
+print(faults_of_writing_fresh_pages(), reused_inside(), faults_of_reusing_a_freed_block(),
+      in_a_thread(reused_inside), in_a_thread(faults_of_reusing_a_freed_block))
 """
 
 
 @pytest.mark.skipif(_allocator._GLIBC is None, reason="needs Linux with glibc")
-def test_a_freed_block_is_reused_inside_the_context_and_mapped_afresh_outside():
+def test_a_freed_block_is_reused_inside_the_context_and_mapped_afresh_outside_in_any_thread():
     # a process of its own, on glibc's defaults: its settings and heap are process-wide, whatever earlier
     # tests left, and an environment may tune them or preload another allocator
     env = {name: value for name, value in os.environ.items()
            if not name.startswith("MALLOC_") and name not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
     run = subprocess.run([sys.executable, "-c", _MEASURE], capture_output=True, text=True, check=True, env=env)
-    calibration, reused, fresh = map(int, run.stdout.split())
+    calibration, reused, fresh, reused_in_thread, fresh_in_thread = map(int, run.stdout.split())
     pages = 40 * MIB // 4096
     if calibration < pages // 2:
         pytest.skip(f"this machine does not count minor page faults ({calibration} for {pages} fresh pages)")
     assert reused < pages // 10 < pages // 2 < fresh
+    assert reused_in_thread < pages // 10 < pages // 2 < fresh_in_thread  # the widget computes in a worker thread
 
 
 def test_the_fast_engine_runs_inside_the_context(monkeypatch):
@@ -107,14 +120,23 @@ def test_the_context_is_reentrant_and_restores_on_the_outermost_exit():
     assert (inner, middle, _allocator._depth) == (*expected, 0)
 
 
-def test_other_threads_are_left_alone():
+def test_threads_share_the_settings_until_the_last_one_leaves():
+    inside, leave = threading.Event(), threading.Event()
     depths = []
 
     def run():
         with _allocator.reuse_freed_memory():
             depths.append(_allocator._depth)
+            inside.set()
+            leave.wait()
 
     worker = threading.Thread(target=run)
     worker.start()
+    inside.wait()
+    with _allocator.reuse_freed_memory():
+        depths.append(_allocator._depth)
+    depths.append(_allocator._depth)  # the worker is still inside
+    leave.set()
     worker.join()
-    assert depths == [0]
+    expected = [1, 2, 1] if _allocator._GLIBC is not None else [0, 0, 0]
+    assert (depths, _allocator._depth) == (expected, 0)

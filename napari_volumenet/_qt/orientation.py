@@ -1,5 +1,7 @@
 """Anatomical orientation in a napari viewer: superior up in coronal and sagittal views, and the letters
-(R/L, A/P, S/I) at the edges of the view, in every cell of side by side too.
+(R/L, A/P, S/I) at the edges of the view. In side by side every cell shares the one camera, so the letters
+stand once at the edges of the whole grid: letters in each cell (napari's gridded overlays) cost ~2 s of
+frozen GUI to build for eight cells.
 
 Display only: the camera's 2D orientation (``viewer.camera.orientation2d``) flips how the displayed axes
 are drawn; the layers' data, world coordinates and written geometry stay as they are (SPEC §5). The
@@ -45,7 +47,7 @@ class AnatomicalView:
         self._viewer = weakref.ref(viewer)  # the viewer's registry holds this view: no reference back
         self.letters: dict[str, TextOverlay] = {}
         for edge, position in EDGES.items():
-            overlay = TextOverlay(text="", position=position, gridded=True, visible=False, font_size=10,
+            overlay = TextOverlay(text="", position=position, gridded=False, visible=False, font_size=10,
                                   color="yellow")
             viewer.canvas.overlays[OVERLAY_KEY.format(edge)] = overlay
             self.letters[edge] = overlay

@@ -367,9 +367,10 @@ class ResultsPanel(QGroupBox):
 
     def set_grid(self, on: bool) -> None:
         """Side by side (napari grid mode: the last run's layers in :meth:`grid_layers` order) or the overlay."""
-        self.side_by_side.set(on, self.grid_layers(), hidden_after=self.diff_layers)
         if self.grid_button.isChecked() != bool(on):
-            self.grid_button.setChecked(bool(on))
+            self.grid_button.setChecked(bool(on))  # its toggled signal calls this again: lay out once, not twice
+            return
+        self.side_by_side.set(on, self.grid_layers(), hidden_after=self.diff_layers)
 
     def export_metrics_csv(self, path: str | Path) -> Path:
         """Write the metrics table (full precision) to ``path``."""

@@ -52,6 +52,10 @@ WIDGET_NAME = "VolumeNet super-resolution"
 """The dock widget's display name in napari.yaml."""
 COMPARE_TAB = 1
 MIN_WIDTH = 430
+PROGRESS_INTERVAL_S = 0.2
+"""The shortest time between two repaints of the bar and the status line while a network runs. A repaint of
+a window that holds napari's OpenGL canvas composes the whole window: ~110 of them per run (one per block)
+cost a software renderer (Xvfb, remote desktops) ~1 s of the network's CPU on the MRI sample."""
 """Width of the dock's content (px): room for the metrics table and two columns of crops."""
 
 
@@ -89,6 +93,8 @@ class SuperResolutionWidget(QWidget):
         """What the status line shows: ``inputs`` (why Run can or cannot start) or ``run`` (the last run's end)."""
         self.comparison_rows: list[dict[str, Any]] = []
         self.last_timing: dict[str, float] = {}
+        self._painted = 0.0
+        """When the bar was last repainted during a run (``time.perf_counter``)."""
         self._input_fixed = False
         self._truth_fixed = False
         self._build()
@@ -497,6 +503,11 @@ class SuperResolutionWidget(QWidget):
     def _on_step(self, run: int, step: Step) -> None:
         if not self._current(run):
             return
+        now = time.perf_counter()
+        if (step.stage == "tiles" and 0 < step.done < step.total and self.progress.maximum() == step.total
+                and now - self._painted < PROGRESS_INTERVAL_S):
+            return  # the next block comes within milliseconds: repaint a few times a second, not per block
+        self._painted = now
         prefix = f"[{step.index + 1}/{step.count}] " if step.count > 1 else ""
         if step.stage in ("plan", "tiles") and step.plan is not None:
             self.badge.setText(describe_plan(step.plan))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -135,14 +136,30 @@ def test_closing_the_dock_while_a_cancelled_worker_ends_its_step(phantom, qtbot)
     from napari_volumenet._qt.widget import _dock_of
 
     viewer, widget, hr, lr = phantom
+    in_step, step_may_end = threading.Event(), threading.Event()
+    prepare = widget._prepare
+
+    def held_in_its_first_step(comparison):  # the step under way when Cancel is pressed ends when the test says
+        steps, context = prepare(comparison)
+
+        def run():
+            yield next(steps)
+            in_step.set()
+            step_may_end.wait(timeout=TIMEOUT_MS / 1000)
+            return (yield from steps)
+
+        return run(), context
+
+    widget._prepare = held_in_its_first_step
     widget.run()
-    qtbot.waitUntil(lambda: "%" in widget.status.text(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(in_step.is_set, timeout=TIMEOUT_MS)
     worker, alive = widget.worker, widget.alive
     qtbot.mouseClick(widget.cancel_button, Qt.LeftButton)
     viewer.window.remove_dock_widget(_dock_of(widget))
     widget.deleteLater()  # the widget goes while its cancelled worker still ends its step
     qtbot.waitUntil(lambda: not alive[0], timeout=TIMEOUT_MS)
     deleted_first = worker.is_running
+    step_may_end.set()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=TIMEOUT_MS)  # pytest-qt fails on any error in a slot
     assert deleted_first  # the case under test: the worker's last signals reach a deleted widget
     assert not any("|" in layer.name or layer.name.startswith("SR") for layer in viewer.layers)

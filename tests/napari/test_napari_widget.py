@@ -571,3 +571,29 @@ def test_progress_steps_and_cancel_latency_on_a_125x125x75_volume(make_napari_vi
     qtbot.waitUntil(lambda: not widget.stopping, timeout=TIMEOUT_MS)  # the cancelled worker ends its step
     assert "Cancelled" in widget.status.text() and {layer.name for layer in viewer.layers} == names
     assert max(s.done for s in steps if s.stage == "tiles") < total  # it stopped before the end
+
+
+def test_the_bar_repaints_a_few_times_a_second_not_once_per_block(phantom, tiny_weights):
+    """Blocks that follow each other within milliseconds move the bar once; a new range, the last block and a
+    block after the interval always show (each repaint composes the whole window with napari's canvas)."""
+    from napari_volumenet._pipeline import MIN_STEPS, ModelSpec, RunRequest, run_steps
+    from napari_volumenet._qt.widget import PROGRESS_INTERVAL_S
+
+    viewer, widget, hr, lr = phantom
+    steps, collect = [], run_steps(np.asarray(lr.data), [ModelSpec("SR", tiny_weights)], RunRequest(min_steps=MIN_STEPS))
+    try:
+        while True:
+            steps.append(next(collect))
+    except StopIteration:
+        pass
+    tiles = [s for s in steps if s.stage == "tiles" and s.label == "SR"]
+    assert len(tiles) >= 4
+    shown = []
+    widget.progress.valueChanged.connect(shown.append)
+    for step in tiles:  # all at once, as a fast network sends them
+        widget._on_step(widget._run_id, step)
+    assert shown[0] == tiles[0].done and shown[-1] == tiles[-1].done == tiles[-1].total
+    assert len(shown) < len(tiles) / 2
+    widget._painted -= PROGRESS_INTERVAL_S  # the interval has passed: the next block shows
+    widget._on_step(widget._run_id, tiles[1])
+    assert shown[-1] == tiles[1].done
