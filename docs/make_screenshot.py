@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "screenshot.png")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", default="1366x768", help="window size WxH")
+    parser.add_argument("--compare", action="store_true",
+                        help="press Run comparison on the Compare blocks tab (every block with bundled weights) "
+                             "instead of Run, and show the overlay with the crops rather than side by side")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -63,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     widget.device_combo.setCurrentText(args.device)
 
     start = time.perf_counter()
-    widget.run()
+    if args.compare:
+        widget.show_comparison()
+        widget.run_comparison()
+    else:
+        widget.run()
     loop = QEventLoop()  # the widget sets worker to None once the run has been shown
     check = QTimer()
     check.timeout.connect(lambda: widget.worker is None and loop.quit())
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     app.processEvents()
     seconds = time.perf_counter() - start
     print(f"Run → result: {seconds:.2f} s ({widget.status.text()})")
+    for row in widget.comparison_rows if args.compare else []:
+        print(f"  {row['model']}: PSNR {row['psnr']} SSIM {row['ssim']} {row['seconds']:.1f} s {row['weights']}")
 
     viewer.dims.set_current_step(0, 60)  # an axial slice through the lateral ventricles
     region = widget.results.start_region()
@@ -81,8 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     region.add_rectangles(np.array([region.world_to_data(c) for c in corners]))
     region.mode = "pan_zoom"
     widget.results.refresh_live()
-    widget.results.set_grid(True)
-    viewer.layers.selection.active = viewer.layers[widget.results.shown.result.outputs[-1].label]
+    shown = widget.results.shown.result.outputs
+    if args.compare:  # seven blocks: the crops panel compares them; the canvas shows the best-scoring one
+        best = max((out for out in shown if out.metrics), key=lambda out: out.metrics["psnr"])
+        for layer in viewer.layers:
+            layer.visible = layer.name == best.label
+        viewer.layers.selection.active = viewer.layers[best.label]
+    else:
+        widget.results.set_grid(True)
+        viewer.layers.selection.active = viewer.layers[shown[-1].label]
     for _ in range(20):
         app.processEvents()
     for note in viewer.window._qt_window.findChildren(NapariQtNotification):

@@ -8,9 +8,10 @@ import numpy as np
 
 from .._comparison import grid_shape
 
-NAME_POSITION = "top_center"
-"""Where each cell's layer name goes: centred, under the orientation letter at the top edge (napari tiles
-overlays that share a position), so that neither runs over the other."""
+NAME_POSITION = "bottom_center"
+"""Where each cell's layer name goes: a caption under its view. The orientation letters stand once at the
+edges of the whole grid (top, left, right; :mod:`.orientation` leaves the bottom one out in the grid), so a
+name never runs into one, whatever the number of columns."""
 
 
 def viewer_grid(viewer: Any) -> Any:

@@ -1,7 +1,7 @@
 """Anatomical orientation in a napari viewer: superior up in coronal and sagittal views, and the letters
 (R/L, A/P, S/I) at the edges of the view. In side by side every cell shares the one camera, so the letters
-stand once at the edges of the whole grid: letters in each cell (napari's gridded overlays) cost ~2 s of
-frozen GUI to build for eight cells.
+stand once at the edges of the whole grid (letters in each cell, napari's gridded overlays, cost ~2 s of
+frozen GUI to build for eight cells), all but the bottom one, where the cells' names go.
 
 Display only: the camera's 2D orientation (``viewer.camera.orientation2d``) flips how the displayed axes
 are drawn; the layers' data, world coordinates and written geometry stay as they are (SPEC §5). The
@@ -18,6 +18,7 @@ from napari.components.overlays import TextOverlay
 
 from .._geometry import METADATA_KEY
 from .._orientation import ScreenOrientation, screen_orientation, view_axcodes
+from .grid import viewer_grid
 
 EDGES = {"top": "top_center", "bottom": "bottom_center", "left": "middle_left", "right": "middle_right"}
 """Each edge letter's canvas position."""
@@ -52,7 +53,7 @@ class AnatomicalView:
             viewer.canvas.overlays[OVERLAY_KEY.format(edge)] = overlay
             self.letters[edge] = overlay
         for event in (viewer.dims.events.order, viewer.dims.events.ndisplay, viewer.layers.events.inserted,
-                      viewer.layers.events.removed):
+                      viewer.layers.events.removed, viewer_grid(viewer).events.enabled):
             event.connect(self.update)
         self.shown: ScreenOrientation | None = None
         self.update()
@@ -80,10 +81,11 @@ class AnatomicalView:
         self._show_letters(self.shown if viewer.dims.ndisplay == 2 else None)
 
     def _show_letters(self, shown: ScreenOrientation | None) -> None:
+        in_grid = bool(viewer_grid(self.viewer).enabled) if self.viewer is not None else False
         for edge, overlay in self.letters.items():
             if shown is not None:
                 overlay.text = getattr(shown, edge)
-            overlay.visible = shown is not None
+            overlay.visible = shown is not None and not (in_grid and edge == "bottom")
 
 
 def follow_anatomy(viewer: Any) -> AnatomicalView:

@@ -238,6 +238,11 @@ def test_orientation_in_side_by_side_and_3d(make_napari_viewer, qtbot, tiny_weig
     # one set of letters at the edges of the grid (every cell shares the camera); per-cell copies froze the GUI ~2 s
     assert not any(viewer.canvas.overlays[OVERLAY_KEY.format(edge)].gridded for edge in EDGES)
     assert _letters(viewer)["top"] == "S" and str(viewer.camera.orientation2d[0]) == "up"
+    assert "bottom" not in _letters(viewer)  # the cells' names are captions along the bottom edge
+    assert {layer.name_overlay.position for layer in viewer.layers if layer.visible} == {"bottom_center"}
+    widget.results.set_grid(False)
+    assert _letters(viewer)["bottom"] == "I"
+    widget.results.set_grid(True)
     viewer.dims.ndisplay = 3
     assert _letters(viewer) == {}  # no letters on a rotating 3D view
     viewer.dims.ndisplay = 2
