@@ -21,14 +21,6 @@ TIMEOUT_MS = 240_000  # a bound, not a wait: generous for loaded CI machines
 CANCEL_S = 2.0
 
 
-@pytest.fixture
-def phantom(make_napari_viewer):
-    viewer = make_napari_viewer()
-    hr, lr = viewer.open_sample(PLUGIN, "phantom")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    return viewer, widget, hr, lr
-
-
 def test_input_equal_to_ground_truth_is_refused_before_run(phantom):
     viewer, widget, hr, lr = phantom
     assert widget.run_button.isEnabled()

@@ -41,14 +41,6 @@ def _record_count() -> int:
     return len(notification_manager.records)
 
 
-@pytest.fixture
-def phantom(make_napari_viewer):
-    viewer = make_napari_viewer()
-    hr, lr = viewer.open_sample(PLUGIN, "phantom")
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
-    return viewer, widget, hr, lr
-
-
 def _draw_rectangle(viewer, region, low=(-20.0, -15.0), high=(10.0, 15.0)):
     """A rectangle on the displayed slice, given in world coordinates (what a mouse drag makes)."""
     z = viewer.dims.point[0]
