@@ -56,6 +56,13 @@ class Shown:
         return [lyr for lyr in named if isinstance(lyr, Image) and lyr in viewer.layers]
 
 
+def set_contrast(layer: Image, window: Window) -> None:
+    """Show ``layer`` in ``window``, widening its contrast range where the window reaches past it."""
+    low, high = layer.contrast_limits_range
+    layer.contrast_limits_range = (min(low, window[0]), max(high, window[1]))
+    layer.contrast_limits = window
+
+
 def layer_named(viewer: Any, name: str | None) -> Any:
     """The viewer's layer called ``name``; ``None`` for no name, :data:`NONE` or a removed layer."""
     if not name or name == NONE or name not in viewer.layers:
@@ -230,9 +237,7 @@ class ResultsPanel(QGroupBox):
     @staticmethod
     def _set_window(layers: list[Image], window: Window) -> None:
         for layer in layers:
-            low, high = layer.contrast_limits_range
-            layer.contrast_limits_range = (min(low, window[0]), max(high, window[1]))
-            layer.contrast_limits = window
+            set_contrast(layer, window)
 
     def schedule_redraw(self, *_: Any) -> None:
         """A layer's contrast changed: redraw the crops in the new windows (debounced)."""

@@ -38,7 +38,7 @@ from .combos import LayerCombo
 from .compare import ModelList
 from .fit_tab import FitTab
 from .model_tab import ModelTab
-from .results import NONE, ResultsPanel, Shown, layer_named, save_dialog
+from .results import NONE, ResultsPanel, Shown, layer_named, save_dialog, set_contrast
 from .tables import (
     COMPARISON_COLUMNS, COMPARISON_CSV_COLUMNS, COMPARISON_HEADERS, fill_table, make_table, write_csv,
 )
@@ -52,11 +52,10 @@ WIDGET_NAME = "VolumeNet super-resolution"
 """The dock widget's display name in napari.yaml."""
 COMPARE_TAB = 1
 MIN_WIDTH = 430
+"""Width of the dock's content (px): room for the metrics table and two columns of crops."""
 PROGRESS_INTERVAL_S = 0.2
 """The shortest time between two repaints of the bar and the status line while a network runs. A repaint of
-a window that holds napari's OpenGL canvas composes the whole window: ~110 of them per run (one per block)
-cost a software renderer (Xvfb, remote desktops) ~1 s of the network's CPU on the MRI sample."""
-"""Width of the dock's content (px): room for the metrics table and two columns of crops."""
+a window that holds napari's OpenGL canvas composes the whole window: ~110 of them per run (one per block)."""
 
 
 class FittingTabs(QTabWidget):
@@ -576,9 +575,8 @@ class SuperResolutionWidget(QWidget):
         old.data = new.data
         for key, value in new.kwargs.items():
             if key == "contrast_limits":
-                low, high = old.contrast_limits_range
-                old.contrast_limits_range = (min(low, value[0]), max(high, value[1]))
-            if key != "name":
+                set_contrast(old, value)
+            elif key != "name":
                 setattr(old, key, value)
         return old
 
