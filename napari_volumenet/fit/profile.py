@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..io.volume import Slab
-from ..slices import slice_axis
+from ..slices import slab_ratio, slice_axis
 from ..weights import MAX_SCALE as MAX_FACTOR
 
 
@@ -70,6 +70,6 @@ def slice_profile_of(zooms: Sequence[float], *, slab: Slab | None = None, thickn
                          "(it must be positive and at most the spacing)")
     if factor is not None and not 2 <= factor <= MAX_FACTOR:
         raise InputError(f"the factor must be an integer from 2 to {MAX_FACTOR}, got {factor}")
-    factor = factor or max(2, round((header or spacing) / in_plane))  # the grid upscale chooses from the header
+    factor = factor or max(2, round(slab_ratio(sizes, axis, slab)[0]))  # the grid upscale chooses from the header
     gap = max(0.0, factor * (spacing - min(thickness, spacing)) / spacing)
     return SliceProfile(axis, factor, round(gap, 6), thickness, spacing, in_plane, source)
