@@ -109,6 +109,15 @@ def region_slices(corners: np.ndarray, displayed: Sequence[int], shape: Sequence
     return slices[0], slices[1]
 
 
+def box_bounds(corners: np.ndarray, frame: LayerFrame, displayed: Sequence[int]
+               ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The box spanned by the world points ``corners`` (one row each) in ``frame``'s data coordinates on the two
+    ``displayed`` axes: ((top, left), (bottom, right)), as napari's selection box takes it."""
+    data = frame.to_data(corners)[:, list(displayed)]
+    low, high = data.min(axis=0), data.max(axis=0)
+    return (float(low[0]), float(low[1])), (float(high[0]), float(high[1]))
+
+
 def hr_region(lr_region: Region, factors: Sequence[int]) -> Region:
     """The HR voxels of exactly the LR voxels ``lr_region`` (``factors``: the scale on the two axes)."""
     first, second = (slice(r.start * f, r.stop * f) for r, f in zip(lr_region, factors))

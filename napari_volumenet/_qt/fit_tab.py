@@ -172,7 +172,8 @@ class FitTab(QWidget):
         if no_result(value, self.status):
             return
         self.result = value
-        self.owner._show_result(context, value.run)
+        for _ in self.owner._show_result(context, value.run):  # all layers at once: a fit ends rarely
+            pass
         self.save_button.setEnabled(True)
         self.progress.setValue(PROGRESS_UNITS)
         self.status.setText(f"Added “{value.label}”. {value.fitted.summary()}")

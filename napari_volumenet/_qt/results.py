@@ -107,7 +107,7 @@ class ResultsPanel(QGroupBox):
         self.shown: Shown | None = None
         self.diff_layers: list[Image] = []
         self.metric_rows: list[dict[str, Any]] = []
-        self.side_by_side = SideBySide(viewer)
+        self.side_by_side = SideBySide(viewer, self, self._region_corners)
         self.anatomy = follow_anatomy(viewer)
         self._crop_layers: list[Image | None] = []
         """The layer of each crop shown (its window), ``None`` where it is gone."""
@@ -257,12 +257,18 @@ class ResultsPanel(QGroupBox):
         layer = layer_named(self.viewer, self.region_combo.currentText())
         return layer if isinstance(layer, Shapes) and len(layer.data) else None
 
-    def _regions(self, shown: Shown, reference: Image, axis: int) -> tuple[Region | None, Region | None]:
-        """(HR region, LR region) of the region layer's last rectangle (:func:`~.._view.view_regions`)."""
+    def _region_corners(self) -> np.ndarray | None:
+        """World coordinates of the region layer's last rectangle (its corners, one row each), if any."""
         layer = self._region_layer()
         if layer is None or layer.ndim != self.viewer.dims.ndim:
+            return None
+        return _frame(layer).to_world(last_rectangle(layer.data, layer.shape_type))
+
+    def _regions(self, shown: Shown, reference: Image, axis: int) -> tuple[Region | None, Region | None]:
+        """(HR region, LR region) of the region layer's last rectangle (:func:`~.._view.view_regions`)."""
+        corners = self._region_corners()
+        if corners is None:
             return None, None
-        corners = _frame(layer).to_world(last_rectangle(layer.data, layer.shape_type))
         lr_layer = layer_named(self.viewer, shown.lr_name)
         lr = None if lr_layer is None else _frame(lr_layer)
         return view_regions(corners, axis, _frame(reference), lr, shown.result.view_scale)
@@ -290,6 +296,8 @@ class ResultsPanel(QGroupBox):
                 crop_list = crops(shown.result, labels, where, region, lr_region)
                 tiles = self._tiles(shown, crop_list, labels, rows, with_lr=lr_region is not None)
         self.metric_rows = rows
+        if self.side_by_side.enabled:
+            self.side_by_side.update_boxes(self.grid_layers())
         fill_table(self.metrics_table, rows, METRIC_COLUMNS)
         fit_rows(self.metrics_table)
         appeared = bool(tiles) and not self.crops.tiles

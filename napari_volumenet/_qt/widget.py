@@ -42,6 +42,7 @@ from .results import NONE, ResultsPanel, Shown, layer_named, save_dialog, set_co
 from .tables import (
     COMPARISON_COLUMNS, COMPARISON_CSV_COLUMNS, COMPARISON_HEADERS, fill_table, make_table, write_csv,
 )
+from .turns import next_turn
 from .worker import Failure, no_result, start_worker
 
 ISOTROPIC = "×2 isotropic (the paper's)"
@@ -85,6 +86,10 @@ class SuperResolutionWidget(QWidget):
         self.stopping: list[Any] = []
         """Cancelled workers still finishing their current step (their results are dropped)."""
         self._run_id = 0
+        self._showing: Generator[None, None, None] | None = None
+        """The finished run's result being shown, a layer per event-loop turn (:meth:`_show_next`)."""
+        self._finished_run: int | None = None
+        """The run whose worker ended while its result was still being shown."""
         self.alive = [True]
         """False once the widget is deleted (its dock closed): a worker that ends later finds nothing to update."""
         self.destroyed.connect(lambda *_, alive=self.alive: alive.__setitem__(0, False))
@@ -477,7 +482,7 @@ class SuperResolutionWidget(QWidget):
     def cancel(self) -> None:
         """Stop the run now: its worker ends at its next step and its result is dropped; nothing is added."""
         worker = self.worker
-        if worker is None:
+        if worker is None or self._showing is not None:
             return
         worker.quit()
         self.stopping.append(worker)
@@ -529,8 +534,28 @@ class SuperResolutionWidget(QWidget):
             self.progress.setValue(0)
         if no_result(value, self.status):
             return
+        self.cancel_button.setEnabled(False)  # the result is computed: it is shown, not cancelled
+        self._showing = self._finish_run(context, value)
+        next_turn(self._show_next, self)
+
+    def _show_next(self) -> None:
+        """One step of showing a run's result (a layer added or refilled: 0.1–0.3 s each), then back to the
+        event loop, so that the GUI never freezes for all of them at once; the run ends after the last."""
+        if self._showing is None or not self.alive[0]:
+            return
         try:
-            warnings = self._show_result(context, value)
+            next(self._showing)
+        except StopIteration:
+            self._showing = None
+            if self._finished_run is not None:
+                self._on_finished(self._finished_run)
+            return
+        next_turn(self._show_next, self)
+
+    def _finish_run(self, context: RunContext, value: RunResult) -> Generator[None, None, None]:
+        """Show the result step by step (:meth:`_show_result`), then the run's time and plan in the status line."""
+        try:
+            warnings = yield from self._show_result(context, value)
         except VolumeNetError as error:
             self._fail(f"Failed: {error}", context.geometry.ornt)
             return
@@ -552,6 +577,10 @@ class SuperResolutionWidget(QWidget):
         self.stopping = [worker for worker in self.stopping if worker.is_running]
         if not self.alive[0]:
             return
+        if self._showing is not None and run == self._run_id:  # ends when the last layer is shown
+            self._finished_run = run
+            return
+        self._finished_run = None
         if run != self._run_id:  # a cancelled worker has ended its step: Run is free again
             self.check_inputs()
             return
@@ -580,15 +609,22 @@ class SuperResolutionWidget(QWidget):
                 setattr(old, key, value)
         return old
 
-    def _show_result(self, context: RunContext, result: RunResult) -> list[str]:
-        """Add the layers of a run (:func:`~.._result_layers.result_layers`): [simulated LR], tricubic, SR…,
-        then the difference maps (hidden unless side by side); a new run replaces the layers of the same
-        name that an earlier run made. Returns the run's warnings (also shown as notifications)."""
+    def _show_result(self, context: RunContext, result: RunResult) -> Generator[None, None, list[str]]:
+        """Add the layers of a run (:func:`~.._result_layers.result_layers`), yielding after each: [simulated LR],
+        tricubic, SR…, then the difference maps (hidden unless side by side); a new run replaces the layers of the
+        same name that an earlier run made. Returns the run's warnings (also shown as notifications)."""
         layers = result_layers(context, result, differences_visible=self.results.side_by_side.enabled)
         if layers.lr is not None:
             self._put_layer(layers.lr)
-        outputs = {new.name: self._put_layer(new) for new in layers.outputs}
-        differences = [self._put_layer(new) for new in layers.differences]
+            yield
+        outputs: dict[str, Image] = {}
+        for new in layers.outputs:
+            outputs[new.name] = self._put_layer(new)
+            yield
+        differences = []
+        for new in layers.differences:
+            differences.append(self._put_layer(new))
+            yield
         if context.comparison:
             self._fill_comparison(result)
         warnings = [in_widget_terms(text, context.geometry.ornt) for text in (

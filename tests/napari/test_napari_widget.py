@@ -16,7 +16,7 @@ from qtpy.QtCore import Qt, QTimer
 
 from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeometry
 from napari_volumenet._qt.tables import format_value, table_text
-from napari_volumenet._qt.grid import viewer_grid
+from napari_volumenet._qt.grid import REGION_BOX, layer_overlays, viewer_grid
 from napari_volumenet._qt.widget import COMPARE_TAB, SuperResolutionWidget
 from napari_volumenet.io import napari_scale_translate, sr_affine
 from napari_volumenet.models import create_model
@@ -53,7 +53,8 @@ def _click_and_wait(qtbot, widget, button):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT_MS)
 
 
-def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot, tiny_weights, tmp_path):
+def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot, tiny_weights, tmp_path,
+                                                                 enter_side_by_side):
     viewer, widget, hr, lr = phantom
     assert widget.input_combo.currentText() == lr.name  # the sample's pair is picked up
     assert widget.gt_combo.currentText() == hr.name
@@ -129,7 +130,7 @@ def test_run_adds_aligned_layers_whose_metrics_match_the_library(phantom, qtbot,
         assert len(list(csv.DictReader(handle))) == len(widget.results.metric_rows)
 
     # one click: side by side; and the canvas is not blank
-    qtbot.mouseClick(widget.results.grid_button, Qt.LeftButton)
+    enter_side_by_side(widget, click=True)
     assert viewer_grid(viewer).enabled and all(layer.visible for layer in diffs) and not region.visible
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot.ndim == 3 and float(np.std(shot[..., :3])) > 0
@@ -476,13 +477,14 @@ def _cells(viewer):
     return {layer.name: grid.position(layers.index(layer), layers) for layer in layers}
 
 
-def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtbot, tiny_weights, tmp_path):
+def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtbot, tiny_weights, tmp_path,
+                                                                   enter_side_by_side):
     viewer, widget, hr, lr = phantom
     region = widget.results.start_region()  # a helper layer: it stays out of the grid
     region.mode = "pan_zoom"
     widget.model_tab.set_weights_file(tiny_weights)
     _click_and_wait(qtbot, widget, widget.run_button)
-    widget.results.set_grid(True)
+    enter_side_by_side(widget)
     expected = [hr.name, "tricubic", "SR w", lr.name, "|tricubic − GT|", "|SR w − GT|"]
     rows, columns = viewer_grid(viewer).shape
     assert rows * columns >= len(expected) > (rows - 1) * columns  # no empty row
@@ -504,6 +506,74 @@ def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtb
     assert region.visible and viewer.layers["SR w"].visible
     assert not any(layer.visible for layer in viewer.layers if "GT|" in layer.name)
     assert not any(layer.name_overlay.visible for layer in viewer.layers)
+
+
+def _turns_seen(viewer, event):
+    """For each emission of ``event`` (a layer-list event), how many turns of the event loop had passed: each
+    emission posts a zero-time timer, which runs at the next turn."""
+    turns, seen = [0], []
+
+    def emitted(*_):
+        seen.append(turns[0])
+        QTimer.singleShot(0, lambda: turns.__setitem__(0, turns[0] + 1))
+
+    event.connect(emitted)
+    return seen
+
+
+def test_a_finished_run_adds_one_layer_per_turn_of_the_event_loop(phantom, qtbot, tiny_weights):
+    viewer, widget, hr, lr = phantom
+    widget.model_tab.set_weights_file(tiny_weights)
+    inserted = _turns_seen(viewer, viewer.layers.events.inserted)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    # tricubic, SR and their two difference maps, each in a turn of its own: the GUI answers between them
+    assert len(inserted) == 4 and inserted == sorted(set(inserted))
+    assert not widget.cancel_button.isEnabled() and widget.run_button.isEnabled()
+
+
+def test_side_by_side_is_entered_in_turns_and_a_quick_switch_back_wins(phantom, qtbot, tiny_weights,
+                                                                       enter_side_by_side):
+    viewer, widget, hr, lr = phantom
+    widget.model_tab.set_weights_file(tiny_weights)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    widget.results.set_grid(True)
+    assert not viewer_grid(viewer).enabled  # the layers are chosen; the grid is drawn at the next turn
+    widget.results.set_grid(False)  # and left before that turn came
+    later = []
+    QTimer.singleShot(0, lambda: later.append(True))  # zero-time timers run in order: the grid's turn came first
+    qtbot.waitUntil(lambda: bool(later), timeout=5000)
+    assert not viewer_grid(viewer).enabled and not any(layer.name_overlay.visible for layer in viewer.layers)
+    assert not any(layer.visible for layer in viewer.layers if "GT|" in layer.name)
+    enter_side_by_side(widget)
+    assert all(layer.visible for layer in viewer.layers if "GT|" in layer.name)
+
+
+def test_the_region_is_boxed_in_every_cell_of_side_by_side(phantom, qtbot, tiny_weights, enter_side_by_side):
+    viewer, widget, hr, lr = phantom
+    widget.model_tab.set_weights_file(tiny_weights)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    region = widget.results.start_region()
+    _draw_rectangle(viewer, region)
+    region.mode = "pan_zoom"
+    enter_side_by_side(widget)
+    names = widget.results.grid_layers()
+    boxes = lambda: [layer_overlays(viewer.layers[name]).get(REGION_BOX) for name in names]  # noqa: E731
+    qtbot.waitUntil(lambda: all(box is not None and box.visible for box in boxes()), timeout=5000)
+
+    def in_world(name, box):  # the box's corners on the displayed axes, world units
+        layer, z = viewer.layers[name], viewer.dims.point[0]
+        return np.sort([layer.data_to_world([layer.world_to_data([z, 0, 0])[0], *c])[1:] for c in box.bounds], 0)
+
+    for name, box in zip(names, boxes()):  # HR and LR cells alike: where the rectangle lies in the world
+        np.testing.assert_allclose(in_world(name, box), [(-20, -15), (10, 15)], atol=1e-6)
+    # the region changes: the boxes follow; back to the overlay: they go
+    region.data = []
+    _draw_rectangle(viewer, region, low=(-5, 0), high=(5, 12))
+    widget.results.refresh_live()
+    for name, box in zip(names, boxes()):
+        np.testing.assert_allclose(in_world(name, box), [(-5, 0), (5, 12)], atol=1e-6)
+    widget.results.set_grid(False)
+    assert not any(box.visible for box in boxes())
 
 
 def test_region_is_visible_on_another_slice_and_its_rows_come_first(phantom, qtbot, tiny_weights):
