@@ -29,6 +29,12 @@ DEFAULT_ORIENTATION2D = ("down", "right")
 _followed: weakref.WeakKeyDictionary[Any, AnatomicalView] = weakref.WeakKeyDictionary()
 
 
+def viewer_camera(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
 def layer_axcodes(layer: Any) -> tuple[str, str, str] | None:
     """Anatomical direction of each view axis of a layer the plugin placed (``None`` for any other layer)."""
     entry = layer.metadata.get(METADATA_KEY) if isinstance(getattr(layer, "metadata", None), dict) else None
@@ -72,12 +78,12 @@ class AnatomicalView:
         codes = self.codes() if viewer is not None and viewer.dims.ndim == 3 else None
         if codes is None:
             if self.shown is not None and viewer is not None:
-                viewer.camera.orientation2d = DEFAULT_ORIENTATION2D
+                viewer_camera(viewer).orientation2d = DEFAULT_ORIENTATION2D
             self.shown = None
             self._show_letters(None)
             return
         self.shown = screen_orientation(codes, viewer.dims.displayed)
-        viewer.camera.orientation2d = (self.shown.vertical, self.shown.horizontal)
+        viewer_camera(viewer).orientation2d = (self.shown.vertical, self.shown.horizontal)
         self._show_letters(self.shown if viewer.dims.ndisplay == 2 else None)
 
     def _show_letters(self, shown: ScreenOrientation | None) -> None:

@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QScrollArea
 
 from napari_volumenet._comparison import Crop
 from napari_volumenet._qt.crops import GAP, Tile, render_panel, tile_layout
-from napari_volumenet._qt.orientation import OVERLAY_KEY, follow_anatomy
+from napari_volumenet._qt.orientation import OVERLAY_KEY, follow_anatomy, viewer_camera
 from napari_volumenet._reader import volume_layer_data
 from napari_volumenet._windows import FOREGROUND, foreground_window, preset_name
 from napari_volumenet.io import lr_affine
@@ -217,32 +217,32 @@ def test_superior_up_and_letters_in_every_view(make_napari_viewer, order, letter
     viewer.reset_view()
     assert _letters(viewer) == letters
     vertical = "up" if letters["top"] == "S" else "down"
-    assert tuple(map(str, viewer.camera.orientation2d)) == (vertical, "right")
+    assert tuple(map(str, viewer_camera(viewer).orientation2d)) == (vertical, "right")
     if letters["top"] == "S":
         assert _top_brighter(viewer)  # superior really is drawn at the top
     # display only: the layer's data and geometry are untouched
     assert layer.data is data and tuple(layer.scale) == scale and tuple(layer.translate) == translate
 
 
-def test_orientation_in_side_by_side_and_3d(make_napari_viewer, qtbot, tiny_weights):
+def test_orientation_in_side_by_side_and_3d(make_napari_viewer, qtbot, tiny_weights, enter_side_by_side):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "phantom")
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     _run(qtbot, widget, tiny_weights)
     viewer.dims.order = (1, 0, 2)
     arranged = []
-    arrange = widget.results.side_by_side.arrange
-    widget.results.side_by_side.arrange = lambda names: arranged.append(names) or arrange(names)
-    widget.results.set_grid(True)
+    choose = widget.results.side_by_side._choose
+    widget.results.side_by_side._choose = lambda names: arranged.append(names) or choose(names)
+    enter_side_by_side(widget)
     assert len(arranged) == 1 and widget.results.grid_button.isChecked()  # laid out once, the button in step
     # one set of letters at the edges of the grid (every cell shares the camera); per-cell copies froze the GUI ~2 s
     assert not any(viewer.canvas.overlays[OVERLAY_KEY.format(edge)].gridded for edge in EDGES)
-    assert _letters(viewer)["top"] == "S" and str(viewer.camera.orientation2d[0]) == "up"
+    assert _letters(viewer)["top"] == "S" and str(viewer_camera(viewer).orientation2d[0]) == "up"
     assert "bottom" not in _letters(viewer)  # the cells' names are captions along the bottom edge
     assert {layer.name_overlay.position for layer in viewer.layers if layer.visible} == {"bottom_center"}
     widget.results.set_grid(False)
     assert _letters(viewer)["bottom"] == "I"
-    widget.results.set_grid(True)
+    enter_side_by_side(widget)
     viewer.dims.ndisplay = 3
     assert _letters(viewer) == {}  # no letters on a rotating 3D view
     viewer.dims.ndisplay = 2
@@ -255,4 +255,4 @@ def test_a_viewer_without_plugin_layers_is_left_alone(make_napari_viewer):
     view = follow_anatomy(viewer)
     assert follow_anatomy(viewer) is view
     viewer.dims.order = (1, 0, 2)
-    assert _letters(viewer) == {} and tuple(map(str, viewer.camera.orientation2d)) == ("down", "right")
+    assert _letters(viewer) == {} and tuple(map(str, viewer_camera(viewer).orientation2d)) == ("down", "right")
