@@ -99,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         widget.results.set_grid(True)
         viewer.layers.selection.active = viewer.layers[shown[-1].label]
+        check.timeout.disconnect()  # captions and region boxes come a turn of the event loop each
+        check.timeout.connect(lambda: widget.results.side_by_side.settled and loop.quit())
+        check.start(20)
+        loop.exec_()
+        check.stop()
     for _ in range(20):
         app.processEvents()
     for note in viewer.window._qt_window.findChildren(NapariQtNotification):

@@ -19,6 +19,22 @@ SEPARATOR = " · "
 GT_SUFFIX = " − GT|"
 
 
+CAPTION_PT = 10.0
+"""napari's font size (points) for a layer's name in the canvas."""
+MIN_CAPTION_PT = 7.0
+"""The smallest caption kept readable on a 1366×768 screen."""
+PX_PER_CHARACTER_PT = 1.1
+"""Width of a caption per character and point, in screen pixels, with a margin: measured ~9.5 px a character
+at 10 pt for lower case, more for capitals and digits."""
+
+
+def caption_size(name: str, cell_px: float) -> float:
+    """The font size (points, by halves) at which ``name`` fits a grid cell ``cell_px`` pixels wide, napari's
+    default at most and :data:`MIN_CAPTION_PT` at least."""
+    fitting = cell_px / (PX_PER_CHARACTER_PT * max(len(name), 1))
+    return max(MIN_CAPTION_PT, min(CAPTION_PT, int(2 * fitting) / 2))
+
+
 def elide_middle(text: str, limit: int = MAX_NAME) -> str:
     """``text`` with its middle replaced by ``…`` so that it is at most ``limit`` characters long."""
     if len(text) <= limit:

@@ -60,8 +60,8 @@ def mri_sample() -> list[LayerData]:
     hr = read_volume(sample_path(MRI_HR))
     lr = read_volume(sample_path(MRI_LR))
     return _pair(
-        volume_layer_data(hr.data, hr.affine, hr.header, name="MNI152 T1 (HR, ground truth)", path=str(hr.path)),
-        volume_layer_data(lr.data, lr.affine, lr.header, name="MNI152 T1 (LR ×2)", path=str(lr.path)),
+        volume_layer_data(hr.data, hr.affine, hr.header, name="MNI152 GT (1 mm)", path=str(hr.path)),
+        volume_layer_data(lr.data, lr.affine, lr.header, name="MNI152 LR (2 mm)", path=str(lr.path)),
         "mni152-t1",
     )
 

@@ -14,6 +14,7 @@ from napari.components.overlays import SelectionBoxOverlay
 from qtpy.QtCore import QObject
 
 from .._comparison import grid_shape
+from .._names import caption_size
 from .._view import LayerFrame, box_bounds
 from .turns import next_turn
 
@@ -60,6 +61,11 @@ class SideBySide:
     @property
     def enabled(self) -> bool:
         return bool(viewer_grid(self.viewer).enabled)
+
+    @property
+    def settled(self) -> bool:
+        """Whether no step of laying out the grid (captions, boxes) still waits for its turn."""
+        return self._scheduled == 0
 
     def set(self, on: bool, names: list[str], hidden_after: list[Any]) -> None:
         """Grid of ``names`` (in this order), or back to the overlay with ``hidden_after`` hidden.
@@ -138,11 +144,18 @@ class SideBySide:
                 if layer.name not in names:
                     layer.name_overlay.visible = False
         if done < len(names) and names[done] in self.viewer.layers:
-            self.viewer.layers[names[done]].name_overlay.visible = True
+            caption = self.viewer.layers[names[done]].name_overlay
+            caption.font_size = caption_size(names[done], self._cell_px())
+            caption.visible = True
         if done + 1 < len(names):
             self._then(lambda: self._label(names, done + 1))
         else:
             self._then(lambda: self._box(names))
+
+    def _cell_px(self) -> float:
+        """A grid cell's width on screen (pixels), by the shape :meth:`_choose` gave the grid."""
+        columns = viewer_grid(self.viewer).shape[1]
+        return float(self.viewer.canvas.size[1]) / max(columns, 1)
 
     def update_boxes(self, names: list[str]) -> None:
         """The region's boxes moved with the region (or hidden without one); cells still without a box get

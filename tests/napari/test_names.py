@@ -9,7 +9,7 @@ import torch
 from napari_volumenet._comparison import block_candidates
 from napari_volumenet._geometry import LayerGeometry
 from napari_volumenet._names import (
-    MAX_NAME, SEPARATOR, difference_names, elide_middle, in_widget_terms, numbered, short_labels, simulated_lr_name,
+    CAPTION_PT, MAX_NAME, MIN_CAPTION_PT, PX_PER_CHARACTER_PT, SEPARATOR, caption_size, difference_names, elide_middle, in_widget_terms, numbered, short_labels, simulated_lr_name,
 )
 from napari_volumenet._pipeline import ModelSpec, RunRequest, run_steps, run_sync
 from napari_volumenet._result_layers import RunContext, result_layers
@@ -31,6 +31,16 @@ def test_elide_middle_keeps_both_ends_within_the_limit():
     assert len(short) == MAX_NAME and "…" in short
     assert short.startswith("SR volum") and short.endswith("slices-x4")
     assert len(elide_middle(long, 10)) == 10
+
+
+def test_grid_captions_shrink_to_their_cell_within_readable_sizes():
+    assert caption_size("tricubic", 142) == CAPTION_PT  # fits at napari's size: kept
+    size = caption_size("MNI152 GT (1 mm)", 142)  # a seven-block grid's cell at 1366×768
+    assert MIN_CAPTION_PT <= size < CAPTION_PT and size * PX_PER_CHARACTER_PT * 16 <= 142 and size * 2 == int(size * 2)
+    assert caption_size("x" * 80, 142) == MIN_CAPTION_PT  # never unreadably small
+    # the names a newcomer's comparison puts in the grid fit a quarter of the canvas at 1366×768
+    names = ["MNI152 GT (1 mm)", "MNI152 LR (2 mm)", *(f"|{b} − GT|" for b in BLOCKS)]
+    assert all(caption_size(n, 142) * PX_PER_CHARACTER_PT * len(n) <= 142 for n in names)
 
 
 def test_the_seven_bundled_blocks_are_named_by_their_block():

@@ -15,8 +15,9 @@ import torch
 from qtpy.QtCore import Qt, QTimer
 
 from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeometry
-from napari_volumenet._qt.tables import format_value, table_text
+from napari_volumenet._names import caption_size
 from napari_volumenet._qt.grid import REGION_BOX, layer_overlays, viewer_grid
+from napari_volumenet._qt.tables import format_value, table_text
 from napari_volumenet._qt.widget import COMPARE_TAB, SuperResolutionWidget
 from napari_volumenet.io import napari_scale_translate, sr_affine
 from napari_volumenet.models import create_model
@@ -492,6 +493,8 @@ def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtb
     assert [cells[name][0] * columns + cells[name][1] for name in expected] == list(range(len(expected)))
     assert cells[region.name] == (-1, -1)
     assert all(viewer.layers[name].name_overlay.visible for name in expected)
+    cell = viewer.canvas.size[1] / columns  # each caption sized to fit its cell
+    assert all(viewer.layers[name].name_overlay.font_size == caption_size(name, cell) for name in expected)
     # a later run is laid out again: its own layers only, in the same order
     other = tmp_path / "v.pt"
     other.write_bytes(tiny_weights.read_bytes())
@@ -538,6 +541,7 @@ def test_side_by_side_is_entered_in_turns_and_a_quick_switch_back_wins(phantom, 
     _click_and_wait(qtbot, widget, widget.run_button)
     widget.results.set_grid(True)
     assert not viewer_grid(viewer).enabled  # the layers are chosen; the grid is drawn at the next turn
+    assert not widget.results.side_by_side.settled
     widget.results.set_grid(False)  # and left before that turn came
     later = []
     QTimer.singleShot(0, lambda: later.append(True))  # zero-time timers run in order: the grid's turn came first
@@ -546,6 +550,7 @@ def test_side_by_side_is_entered_in_turns_and_a_quick_switch_back_wins(phantom, 
     assert not any(layer.visible for layer in viewer.layers if "GT|" in layer.name)
     enter_side_by_side(widget)
     assert all(layer.visible for layer in viewer.layers if "GT|" in layer.name)
+    qtbot.waitUntil(lambda: widget.results.side_by_side.settled, timeout=5000)
 
 
 def test_the_region_is_boxed_in_every_cell_of_side_by_side(phantom, qtbot, tiny_weights, enter_side_by_side):
