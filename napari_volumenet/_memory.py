@@ -15,6 +15,8 @@ import psutil
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
+MEMORY_FRACTION = {"cpu": 0.4, "cuda": 0.6, "mps": 0.4}
+"""The share of a device's free memory the tile planner lets one batch of windows take."""
 UNLIMITED = 1 << 60
 """cgroup v1 writes "no limit" as a number near 2⁶³; anything above this is taken as no limit."""
 

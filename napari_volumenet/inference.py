@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ._allocator import reuse_freed_memory, trim_heap
-from ._memory import available_memory
+from ._memory import MEMORY_FRACTION, available_memory
 from .errors import Cancelled, InputError, SlowPathWarning, VolumeNetError
 from .models import SuperResolutionNet
 from .models.fast import accelerate
@@ -43,7 +43,6 @@ from .ops.padding import resolve_padding
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-MEMORY_FRACTION = {"cpu": 0.4, "cuda": 0.6, "mps": 0.4}
 MIN_TILE = 8
 MAX_BATCH = 16
 NETWORK_MIRROR = 4

@@ -140,3 +140,89 @@ def test_threads_share_the_settings_until_the_last_one_leaves():
     worker.join()
     expected = [1, 2, 1] if _allocator._GLIBC is not None else [0, 0, 0]
     assert (depths, _allocator._depth) == (expected, 0)
+
+
+_PREFAULT = """
+import resource, threading, torch
+from napari_volumenet import _allocator
+
+MIB = 2**20
+
+
+def faults_of_filling(megabytes):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    with _allocator.reuse_freed_memory():
+        block = torch.ones(megabytes * MIB // 4)
+    return block, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+_allocator.keep_heap_until_exit()
+start = _allocator._reserve(200 * MIB)
+_allocator._fault_in(start, 200 * MIB, threading.Event())  # what the thread does, to its end
+first, prefaulted = faults_of_filling(160)
+second, fresh = faults_of_filling(160)  # the first still holds most of what was faulted in
+print(prefaulted, fresh)
+"""
+
+
+@pytest.mark.skipif(_allocator._GLIBC is None, reason="needs Linux with glibc")
+def test_heap_faulted_in_ahead_is_what_the_next_large_blocks_get():
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("MALLOC_") and name not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
+    run = subprocess.run([sys.executable, "-c", _PREFAULT], capture_output=True, text=True, check=True, env=env)
+    prefaulted, fresh = map(int, run.stdout.split())
+    pages = 160 * MIB // 4096
+    if fresh < pages // 2:
+        pytest.skip(f"this machine does not count minor page faults ({fresh} for {pages} fresh pages)")
+    assert prefaulted < pages // 10 < pages // 2 < fresh
+
+
+def test_heap_is_faulted_in_ahead_only_for_a_process_that_keeps_it(monkeypatch):
+    reserved = []
+    monkeypatch.setattr(_allocator, "_reserve", lambda nbytes: reserved.append(nbytes))
+    with _allocator.prefault_heap(64 * MIB):  # trimming still on: a freed reservation would go straight back
+        pass
+    assert reserved == []
+    monkeypatch.setattr(_allocator, "_trim_threshold", _allocator._NO_TRIM)
+    with _allocator.prefault_heap(0):
+        pass
+    with _allocator.prefault_heap(64 * MIB):
+        pass
+    assert reserved == ([64 * MIB] if _allocator._GLIBC is not None else [])
+
+
+def test_the_prefaulting_thread_stops_when_the_block_ends(monkeypatch):
+    chunks, first = [], threading.Event()
+
+    class Kernel:  # records the chunks it is asked to fault in instead of touching memory
+        @staticmethod
+        def madvise(address, length, advice):
+            chunks.append((address, length, advice))
+            first.set()
+            return 0
+
+    monkeypatch.setattr(_allocator, "_trim_threshold", _allocator._NO_TRIM)
+    monkeypatch.setattr(_allocator, "_GLIBC", Kernel())
+    monkeypatch.setattr(_allocator, "_reserve", lambda nbytes: 1 << 40)
+    before = threading.active_count()
+    with _allocator.prefault_heap(10**6 * _allocator.PREFAULT_CHUNK):  # far more than it can do in the block
+        assert first.wait(timeout=30)
+    assert threading.active_count() == before
+    assert 1 <= len(chunks) < 10**5
+    assert chunks[0] == (1 << 40, _allocator.PREFAULT_CHUNK, 23)
+    assert all(b[0] - a[0] == _allocator.PREFAULT_CHUNK for a, b in zip(chunks, chunks[1:]))
+
+
+def test_a_process_that_keeps_its_heap_never_trims_it():
+    code = ("from napari_volumenet import _allocator as a\n"
+            "trims = []\n"
+            "a._GLIBC = type('G', (), {'malloc_trim': lambda self, pad: trims.append(pad), "
+            "'mallopt': lambda self, *args: 1})()\n"
+            "a.trim_heap()\n"
+            "a.keep_heap_until_exit()\n"
+            "a.trim_heap()\n"
+            "with a.reuse_freed_memory():\n"
+            "    pass\n"
+            "print(len(trims))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["1"]  # the first trim only: after keep_heap_until_exit, none

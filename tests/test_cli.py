@@ -5,6 +5,7 @@ Runs ``main([...])`` in-process (capsys) except for two subprocess checks (``pyt
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
@@ -23,7 +24,7 @@ from napari_volumenet.cli import main
 from napari_volumenet.io import lr_affine, read_volume, sr_affine
 from napari_volumenet.models import create_model
 from napari_volumenet.ops.normalize import fit_normalization
-from napari_volumenet.weights import load_weights, save_weights
+from napari_volumenet.weights import list_bundled, load_weights, save_weights
 
 # a non-trivial (axis-permuting, flipping, anisotropic, translated) affine, exact in float32
 AFFINE = np.array([
@@ -334,6 +335,44 @@ def test_python_m_help():
     proc = subprocess.run([sys.executable, "-m", "napari_volumenet", "--help"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and "upscale" in proc.stdout and "evaluate" in proc.stdout
+
+
+def test_the_program_says_everything_before_its_quick_exit(tmp_path):
+    """``volumenet`` leaves with ``os._exit``: what it printed into a pipe must still arrive, with its code."""
+    listing = subprocess.run([sys.executable, "-m", "napari_volumenet", "models"], capture_output=True, text=True,
+                             timeout=120)
+    assert listing.returncode == 0
+    assert all(w.name in listing.stdout for w in list_bundled())
+    missing = subprocess.run([sys.executable, "-m", "napari_volumenet", "upscale", str(tmp_path / "none.nii.gz"),
+                              "-o", str(tmp_path / "out.nii.gz")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and missing.stderr.startswith("volumenet: error:")
+
+
+def test_the_program_keeps_its_heap_and_exits_with_the_code_of_main():
+    code = ("import napari_volumenet.cli as cli, napari_volumenet._allocator as allocator\n"
+            "cli.main = lambda: print('keeps its heap:', allocator._trim_threshold == allocator._NO_TRIM) or 3\n"
+            "cli.run()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout) == (3, "keeps its heap: True\n")
+
+
+def test_upscale_faults_in_the_heap_of_its_first_input_while_torch_loads(capsys, tmp_path, scan, weights,
+                                                                          monkeypatch):
+    import napari_volumenet.cli.upscale as upscale_command
+
+    asked = []
+
+    @contextlib.contextmanager
+    def recording(nbytes):
+        asked.append(nbytes)
+        yield
+
+    monkeypatch.setattr(upscale_command, "prefault_heap", recording)
+    for device in ("cpu", "cuda"):
+        run(capsys, "upscale", str(scan), "-o", str(tmp_path / f"{device}.nii.gz"), "--weights", str(weights),
+            "--device", device, "-q")
+    voxels = int(np.prod(nib.load(str(scan)).shape))
+    assert asked == [voxels * upscale_command.HEAP_BYTES_PER_VOXEL, 0]
 
 
 def test_cli_never_imports_qt_or_napari():

@@ -129,17 +129,17 @@ def test_voxels_inside_the_header_are_refused(tmp_path, name):
 
 SIGNAL_WHILE_SAVING = textwrap.dedent("""
     import os, signal, sys
-    import nibabel
+    import napari_volumenet.io.write as writing
     from napari_volumenet.cli import main
 
-    real_save = nibabel.save
+    real_save = writing._save
 
     def save_then_signal(image, filename):  # the temporary file is complete when the signal comes
         real_save(image, filename)
         assert os.path.basename(filename).startswith(".")
         os.kill(os.getpid(), getattr(signal, sys.argv[1]))
 
-    nibabel.save = save_then_signal
+    writing._save = save_then_signal
     sys.exit(main(["degrade", sys.argv[2], "-o", sys.argv[3], "--quiet"]))
 """)
 

@@ -24,9 +24,10 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import __version__
+from .._allocator import keep_heap_until_exit
 from ..atomic import Terminated, termination_unwinds
 from ..errors import VolumeNetError, VolumeNetWarning
 from . import convert, degrade, evaluate, fit, info, listing, upscale
@@ -166,4 +167,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "PROG", "build_parser", "main"]
+def run() -> NoReturn:
+    """The ``volumenet`` program: :func:`main` on ``sys.argv``, then a quick exit with its code.
+
+    Every file a command writes is complete and renamed into place before :func:`main` returns, so the
+    process flushes its streams and leaves without Python's finalisation (freeing PyTorch's modules and
+    objects one by one) and keeps its heap instead of trimming it (:func:`keep_heap_until_exit`): ~0.5 s of a
+    4 s upscale. Tests and other callers in a long-lived process use :func:`main`.
+    """
+    keep_heap_until_exit()
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(code)
+
+
+__all__ = ["EXIT_ERROR", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "PROG", "build_parser", "main", "run"]

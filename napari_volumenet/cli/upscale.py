@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from .._allocator import prefault_heap
 from ..errors import InputError, ModelError, VolumeNetError
 from ._args import add_run_options, check_device, pad_value_arg, run_options, scale_arg
 from ._common import PROG, TileBars, say, scale_suffix, shape_text
@@ -40,6 +42,10 @@ float32 NIfTI (or, --format dicom, int16 DICOM series with rescale slope/interce
 divided by the scale and the same physical extent, the provenance in the header description, and a
 JSON sidecar (model, weights sha256, the choice and why, normalisation, tiling, time).
 """
+
+HEAP_BYTES_PER_VOXEL = 2048
+"""Heap the default network touches per LR voxel (VolumeNet D9C32: a peak of 2.2–2.5 KB per window voxel,
+measured on a 112×112×72 volume), faulted in ahead while PyTorch loads (:func:`~napari_volumenet._allocator.prefault_heap`)."""
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -107,17 +113,25 @@ class _WeightsCache:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    from ..models import list_models
-
     if args.fit is not None:
         return upscale_fitted(args, cmd_upscale)
+    if args.weights and args.scale is not None:
+        raise InputError("--weights sets the scale; leave out --scale")
+    inputs = take_part(collect_inputs(args.inputs, f"{PROG} upscale", args.quiet), args.part, args.quiet)
+    with prefault_heap(_heap_to_prefault(args.device, inputs)):  # while PyTorch loads and the weights are checked
+        jobs, choices, refused, cache = _prepare(args, inputs)
+    with TileBars(disable=args.quiet) as bars:
+        run_batch(jobs, lambda src, dst: _upscale_one(args, src, dst, choices[src], cache, bars), refused)
+    return 0
+
+
+def _prepare(args: argparse.Namespace, inputs: list[Path]) -> tuple[Jobs, dict[Path, Any], Any, _WeightsCache]:
+    """Everything :func:`cmd_upscale` checks and decides before the first volume: jobs, weights per input."""
+    from ..models import list_models
 
     if args.model is not None and args.model not in list_models():
         raise ModelError(f"unknown model {args.model!r}; choose one of {', '.join(list_models())}")
-    if args.weights and args.scale is not None:
-        raise InputError("--weights sets the scale; leave out --scale")
     check_device(args)
-    inputs = take_part(collect_inputs(args.inputs, f"{PROG} upscale", args.quiet), args.part, args.quiet)
     if args.format == "dicom":
         require_series(inputs)
     cache = _WeightsCache(args.model, args.modality)
@@ -132,9 +146,24 @@ def cmd_upscale(args: argparse.Namespace) -> int:
                         args.overwrite or args.skip_existing, dicom=args.format == "dicom") if choices else Jobs()
     if args.skip_existing or args.part:  # other shares may be writing into the output folder: never remove it
         jobs = Jobs(unfinished(jobs, args.quiet) if args.skip_existing else jobs)
-    with TileBars(disable=args.quiet) as bars:
-        run_batch(jobs, lambda src, dst: _upscale_one(args, src, dst, choices[src], cache, bars), refused)
-    return 0
+    return jobs, choices, refused, cache
+
+
+def _heap_to_prefault(device: str, inputs: Sequence[Path]) -> int:
+    """Bytes of heap worth faulting in while PyTorch loads: the first input's voxels at
+    :data:`HEAP_BYTES_PER_VOXEL` (the heap is kept for the files after it), within the tile planner's CPU
+    budget; 0 for a DICOM series, an unreadable file, or where a GPU may take the work."""
+    import nibabel as nib
+
+    from .._memory import MEMORY_FRACTION, available_memory
+
+    if not inputs or device not in ("auto", "cpu") or (device == "auto" and Path("/dev/nvidia0").exists()):
+        return 0
+    try:
+        voxels = math.prod(nib.load(inputs[0]).shape[:3])
+    except Exception:  # noqa: BLE001 - DICOM folders, unreadable files: the run itself reports them
+        return 0
+    return min(voxels * HEAP_BYTES_PER_VOXEL, int(available_memory() * MEMORY_FRACTION["cpu"]))
 
 
 def _upscale_one(args: argparse.Namespace, src: Path, dst: Path, choice: Any, cache: _WeightsCache,

@@ -127,10 +127,9 @@ def load_weights(
         raise WeightsError(f"{path.name} was trained for scale {kwargs['scale']}, not {as_scale(scale)}")
     if modality is not None and modality != meta.get("modality"):
         raise WeightsError(f"{path.name} was trained on {meta.get('modality')!r} data, not {modality!r}")
-    _check_shapes(path, name, kwargs, payload["state_dict"])
-    network = create_model(name, **kwargs)
+    network = _check_shapes(path, name, kwargs, payload["state_dict"])
     try:
-        network.load_state_dict(payload["state_dict"], strict=True)
+        network.load_state_dict(payload["state_dict"], strict=True, assign=True)  # the file's tensors, off meta
     except RuntimeError as error:
         first = str(error).strip().splitlines()
         detail = first[1].strip() if len(first) > 1 else first[0]
@@ -228,11 +227,14 @@ class _NoMetaFills(torch.overrides.TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _check_shapes(path: Path, name: str, kwargs: dict[str, Any], state: dict[str, Any]) -> None:
-    """Compare the file's tensors with the network built on the meta device (nothing allocated); NaN/Inf refused."""
+def _check_shapes(path: Path, name: str, kwargs: dict[str, Any], state: dict[str, Any]) -> SuperResolutionNet:
+    """Compare the file's tensors with the network built on the meta device (nothing allocated); NaN/Inf refused.
+    Returns that network, still on the meta device: assigning the file's tensors makes it real without
+    initialising weights the file replaces at once."""
     try:
         with torch.device("meta"), _NoMetaFills():
-            expected = {k: tuple(v.shape) for k, v in create_model(name, **kwargs).state_dict().items()}
+            network = create_model(name, **kwargs)
+        expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
     except ModelError as error:
         raise WeightsError(f"{path.name} describes a model this version cannot build: {error}") from None
     stored = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
@@ -247,6 +249,7 @@ def _check_shapes(path: Path, name: str, kwargs: dict[str, Any], state: dict[str
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise WeightsError(f"{path.name} contains NaN or infinite weights ({key}); it is damaged or comes "
                                "from a training run that diverged")
+    return network
 
 
 @dataclass(frozen=True)
