@@ -61,12 +61,15 @@ def volumenet(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "napari_volumenet", *args], check=True)
 
 
-def timed_fit(thick: Path, weights: Path, case: Case, minutes: float, slice_mm: float, lr: float | None = None) -> dict:
+def timed_fit(thick: Path, weights: Path, case: Case, minutes: float, slice_mm: float, lr: float | None = None,
+              init_from: Path | None = None) -> dict:
     """``volumenet fit`` in a child process: its wall seconds and peak resident memory (GiB)."""
     args = [sys.executable, "-m", "napari_volumenet", "fit", str(thick), "-o", str(weights), "--minutes", str(minutes),
             "--factor", str(case.factor), "--modality", case.modality, "--overwrite"]
     if lr is not None:
         args += ["--lr", f"{lr:g}"]
+    if init_from is not None:
+        args += ["--init-from", str(init_from)]
     if case.gap:
         args += ["--slice-thickness", f"{slice_mm * (case.factor - case.gap):.6g}"]
     start = time.perf_counter()
@@ -78,7 +81,8 @@ def timed_fit(thick: Path, weights: Path, case: Case, minutes: float, slice_mm: 
     return {"minutes": minutes, "seconds": time.perf_counter() - start, "peak_gib": usage.ru_maxrss / 2**20}
 
 
-def run_case(name: str, minutes: list[float], out: Path, lr: float | None = None) -> list[dict]:
+def run_case(name: str, minutes: list[float], out: Path, lr: float | None = None,
+             init_from: Path | None = None) -> list[dict]:
     """Degrade, fit for every budget, evaluate; the rows of ``evaluate --json`` with the fits' cost added."""
     import nibabel as nib
 
@@ -93,7 +97,7 @@ def run_case(name: str, minutes: list[float], out: Path, lr: float | None = None
     fits = {}
     for m in minutes:
         weights = folder / f"fit-{m:g}min.pt"
-        fits[str(weights)] = timed_fit(thick, weights, case, m, slice_mm, lr)
+        fits[str(weights)] = timed_fit(thick, weights, case, m, slice_mm, lr, init_from)
     report = folder / "evaluate.json"
     bundled = ["volumenet"] if case.factor in through_plane_factors(case.modality) else []  # its bundled default
     volumenet("evaluate", case.hr, "--thick-slices", case.thick(), "--modality", case.modality, "--device", "cpu",
@@ -147,11 +151,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/fit/study"))
     parser.add_argument("--plot", type=Path, default=None, metavar="PNG", help="the figure of every case done so far")
     parser.add_argument("--lr", type=float, default=None, help="the fits' learning rate (default: volumenet fit's)")
+    parser.add_argument("--init-from", type=Path, default=None, metavar="WEIGHTS.pt",
+                        help="start every fit from these weights (volumenet fit --init-from)")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     minutes = [float(m) for m in args.minutes.split(",")]
     for name in args.cases:
-        run_case(name, minutes, args.out, args.lr)
+        run_case(name, minutes, args.out, args.lr, args.init_from)
     rows = summary(args.out)
     if args.plot:
         plot(rows, args.plot)

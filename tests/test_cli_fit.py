@@ -42,6 +42,20 @@ def test_fit_writes_weights_that_upscale_accepts(capsys, tmp_path):
     assert nib.load(str(tmp_path / "sr.nii.gz")).shape == (32, 28, 32)
 
 
+def test_a_fit_can_start_from_an_earlier_one_and_other_weights_are_one_line(capsys, tmp_path):
+    scan = write_scan(tmp_path / "ct_4mm.nii.gz")
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    assert run(capsys, "fit", str(scan), "-o", str(first), "--max-steps", "2", "--modality", "ct")[0] == 0
+    code, out, err = run(capsys, "fit", str(scan), "-o", str(second), "--max-steps", "2", "--modality", "ct",
+                         "--init-from", str(first))
+    assert code == 0, err
+    assert "starting from weights first" in out and load_weights(second)[1]["fit"]["start"] == "weights first"
+    code, _, err = run(capsys, "fit", str(scan), "-o", str(tmp_path / "third.pt"), "--init-from",
+                       "volumenet-d9c32-mri-x2")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "for (1, 1, 4)" in err
+    assert not (tmp_path / "third.pt").exists()
+
+
 def test_upscale_fit_fits_and_applies_in_one_go(capsys, tmp_path):
     scan = write_scan(tmp_path / "scan.nii.gz", zooms=(1.0, 4.0, 1.0), shape=(32, 8, 28))
     out_path = tmp_path / "scan_1mm.nii.gz"

@@ -107,6 +107,26 @@ def test_a_fit_that_does_not_beat_the_bundled_weights_keeps_them():
     assert "keeping the bundled weights" in fitted.summary()
 
 
+def test_a_fit_starts_from_given_weights_and_keeps_them_where_it_does_not_beat_them(tmp_path):
+    data, zooms = thick_scan(factor=5)  # no bundled weights for ×5: alone, a fit would start from least squares
+    first = drain(run(prepare(data, zooms, source="head"), FitSettings(max_steps=2, batch=2, patch_hr=20)))[1]
+    earlier = first.save(tmp_path / "earlier.pt")
+    job = prepare(data, zooms, source="head", weights=earlier)
+    assert job.start.label == "weights earlier" and job.start.keep_margin_db == 0.0
+    assert isinstance(job.start.bundled, PlaneNet) and job.start.plane is not job.start.bundled
+    for key, value in load_weights(earlier)[0].state_dict().items():
+        assert torch.equal(job.start.plane.state_dict()[key], value), key
+    settings = FitSettings(max_steps=2, batch=2, patch_hr=20, lr=1e-12, warmup=0, validations=2)
+    _, fitted = drain(run(job, settings))
+    assert fitted.kept == "bundled" and fitted.network is job.start.bundled
+    assert "keeping the weights it started from" in fitted.summary()
+    bundled_x4 = prepare(*thick_scan(factor=4), source="head").start.weights
+    three_d = prepare(*thick_scan(factor=4), source="head", weights=bundled_x4).start  # a 3D through-plane start
+    assert three_d.keep_margin_db > 0 and not isinstance(three_d.bundled, PlaneNet)
+    with pytest.raises(InputError, match="for \\(1, 1, 5\\)"):
+        prepare(data, zooms, source="head", weights=bundled_x4)
+
+
 def test_patience_stops_a_fit_only_past_half_of_its_run():
     data, zooms = thick_scan()
     settings = FitSettings(max_steps=10, validations=10, patience=2, batch=1, patch_hr=16, lr=1e-12, warmup=0)

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import InputError, OutputError
 from ._args import positive_int
 from ._common import PROG, say
-from ._files import check_report_path, collect_inputs
+from ._files import check_report_path, collect_inputs, resolve_weights
 
 EPILOG = """\
 examples:
@@ -23,14 +23,17 @@ examples:
   volumenet upscale t2_scans/ -o t2_1mm/ --weights t2_fit.pt
   # 3 mm slices every 4 mm (a 1 mm gap), CT
   volumenet fit ct_4mm.nii.gz -o ct_fit.pt --slice-thickness 3 --modality ct
+  # start from an earlier fit to a scan of the same protocol
+  volumenet fit ct_patient2.nii.gz -o ct2_fit.pt --modality ct --init-from ct_fit.pt
   # fit and apply in one go
   volumenet upscale t1_4mm.nii.gz -o t1_1mm.nii.gz --fit 10
 
 The scan's in-plane axes are sharp: each is made as thick as the slices (a box of the slice thickness, the gap
 left out) and a network that looks at 2D planes holding the slice axis learns to undo it, then runs along the
 slice axis in the two planes that hold it. It starts from the bundled through-plane weights for the nearest
-factor (MRI ×2, ×3, ×4), else from the least-squares linear upsampler. Held-back planes self-validate; where
-the fit does not beat the bundled weights on them, the bundled weights are kept and the command says so.
+factor (MRI ×2, ×3, ×4; or from --init-from), else from the least-squares linear upsampler. Held-back planes
+self-validate; where the fit does not beat the weights it started from on them, those are kept and the command
+says so.
 See docs/fit.md.
 """
 
@@ -54,8 +57,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--factor", type=positive_int, default=None, metavar="F",
                    help="HR slices per slice (the output grid); default: the factor upscale chooses (the series' "
                         "slice thickness, else the spacing, over the in-plane pixel, rounded)")
+    p.add_argument("--init-from", default=None, metavar="WEIGHTS.pt",
+                   help="start from these weights (an earlier fit, or a through-plane network, for the same factor) "
+                        "instead of the bundled ones or least squares")
     p.add_argument("--lr", type=float, default=None, metavar="RATE",
-                   help="Adam learning rate (default: 2e-4 from bundled weights, 1e-3 from least squares)")
+                   help="Adam learning rate (default: 2e-4 from weights, 1e-3 from least squares)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patches and of a network started from scratch")
     p.add_argument("--overwrite", action="store_true", help="replace an existing weights file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
@@ -68,7 +74,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     out = _weights_path(args.output, args.overwrite)
     fitted = fit_file(scans[0], minutes=args.minutes, max_steps=args.max_steps, modality=args.modality,
                       thickness_mm=args.slice_thickness, factor=args.factor, seed=args.seed, lr=args.lr,
-                      quiet=args.quiet)
+                      init_from=args.init_from, quiet=args.quiet)
     fitted.save(out)
     say(args.quiet, f"{scans[0]} → {out}  ({fitted.summary()}; peak memory {peak_memory_gib():.2f} GiB)")
     return 0
@@ -86,7 +92,7 @@ def _weights_path(output: str, overwrite: bool) -> Path:
 
 def fit_file(src: Path, *, minutes: float, max_steps: int | None = None, modality: str = "mri",
              thickness_mm: float | None = None, factor: int | None = None, seed: int = 0, lr: float | None = None,
-             quiet: bool = False) -> Any:
+             init_from: str | None = None, quiet: bool = False) -> Any:
     """Fit to the scan at ``src`` with a progress bar (time, steps, self-validation PSNR); the
     :class:`~napari_volumenet.fit.Fitted` weights. Ctrl-C stops it with nothing written."""
     from ..fit import FitSettings, prepare, run
@@ -97,10 +103,11 @@ def fit_file(src: Path, *, minutes: float, max_steps: int | None = None, modalit
         raise InputError(f"--minutes must be positive, got {minutes:g}")
     if lr is not None and not 0 < lr < 1:
         raise InputError(f"--lr must be between 0 and 1, got {lr:g}")
+    start = None if init_from is None else resolve_weights(init_from)
     volume = read_volume(src)
     try:
         job = prepare(volume.data, volume.zooms, source=volume_stem(src), modality=modality,
-                      slab=volume.slab, thickness_mm=thickness_mm, factor=factor, seed=seed)
+                      slab=volume.slab, thickness_mm=thickness_mm, factor=factor, seed=seed, weights=start)
     except InputError as error:
         raise InputError(f"{src}: {error}") from None
     say(quiet, f"{src}: {job.profile.text()}; starting from {job.start.label}")

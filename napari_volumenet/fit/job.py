@@ -19,11 +19,6 @@ from .profile import SliceProfile, slice_profile_of
 from .start import Start, start_network
 
 
-KEEP_MARGIN_DB = 0.1
-"""Self-validation dB a fit from bundled weights must gain over its start to replace the bundled 3D network: the
-start (summed into a plane network) measured 0.13 dB below the 3D network on a ground truth (docs/fit.md)."""
-
-
 @dataclass
 class FitJob:
     """A scan made ready to fit: its slice profile, its plane pairs and the network to start from."""
@@ -38,14 +33,16 @@ class FitJob:
 
 def prepare(data: np.ndarray, zooms: Sequence[float], *, source: str, modality: str = "mri",
             slab: Slab | None = None, thickness_mm: float | None = None, factor: int | None = None,
-            seed: int = 0) -> FitJob:
+            seed: int = 0, weights: Path | None = None) -> FitJob:
     """Profile (:func:`slice_profile_of`), pairs and start for a scan ``data`` ``(X, Y, Z)`` of voxel sizes ``zooms``
     (mm); raises
-    :class:`~napari_volumenet.errors.InputError` where no fit can be made (near-isotropic voxels, a bad thickness)."""
+    :class:`~napari_volumenet.errors.InputError` where no fit can be made (near-isotropic voxels, a bad thickness,
+    ``weights`` for another factor). ``weights``: start from them (:func:`~napari_volumenet.fit.start.start_network`)."""
     profile = slice_profile_of(zooms, slab=slab, thickness_mm=thickness_mm, factor=factor)
     normalised = fit_normalization(data, modality).apply(data)
     pairs = PlanePairs(np.transpose(normalised, through_plane_axes(profile.axis)), profile)
-    return FitJob(source, modality, profile, pairs, start_network(pairs, profile.factor, modality, seed=seed))
+    return FitJob(source, modality, profile, pairs, start_network(pairs, profile.factor, modality, seed=seed,
+                                                                            weights=weights))
 
 
 @dataclass
@@ -55,7 +52,7 @@ class Fitted:
 
     network: SuperResolutionNet
     kept: str
-    """``fitted``, ``bundled`` (the bundled weights were better on self-validation) or ``least-squares``."""
+    """``fitted``, ``bundled`` (the weights it started from were better on self-validation) or ``least-squares``."""
     fit: dict[str, Any]
 
     def summary(self) -> str:
@@ -64,7 +61,8 @@ class Fitted:
         line = (f"{self.fit['steps']:,} steps in {self.fit['minutes']:.1f} min; self-validation: "
                 f"cubic {v['cubic']:.2f}, start ({self.fit['start']}) {v['start']:.2f}, fitted {v['fitted']:.2f} dB")
         if self.kept == "bundled":
-            return line + "; the fit did not beat the bundled weights on this scan: keeping the bundled weights"
+            which = "bundled weights" if self.fit["start"].startswith("bundled") else "weights it started from"
+            return line + f"; the fit did not beat the {which} on this scan: keeping the {which}"
         return line + f" ({v['fitted'] - v['cubic']:+.2f} dB over cubic)"
 
     def save(self, path: str | Path) -> Path:
@@ -82,8 +80,7 @@ def run(job: FitJob, settings: FitSettings) -> Generator[FitUpdate, None, Fitted
     outcome: Outcome = yield from fit_steps(job.start, job.pairs, settings)
     plane = job.start.plane
     plane.core.load_state_dict(outcome.state)
-    margin = KEEP_MARGIN_DB if job.start.bundled is not None else 0.0
-    improved = outcome.improved and outcome.best_psnr - outcome.start_psnr >= margin
+    improved = outcome.improved and outcome.best_psnr - outcome.start_psnr >= job.start.keep_margin_db
     kept = "fitted" if improved else "bundled" if job.start.bundled is not None else "least-squares"
     network = job.start.bundled if kept == "bundled" else plane
     return Fitted(network.eval(), kept, _metadata(job, outcome, kept))
