@@ -32,6 +32,18 @@ def test_round_trip_keeps_weights_and_metadata(tiny):
     assert not loaded.training
 
 
+def test_weights_stored_in_another_float_precision_load_as_float32(tmp_path, tiny):
+    model, path = tiny
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = {k: v.double() for k, v in payload["state_dict"].items()}
+    torch.save(payload, tmp_path / "double.pt")
+    loaded, _ = load_weights(tmp_path / "double.pt")
+    assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in loaded.parameters())
+    x = torch.rand(1, 1, 6, 6, 6)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model.eval()(x), atol=1e-5)
+
+
 def test_file_loads_with_weights_only(tiny):
     payload = torch.load(tiny[1], weights_only=True)
     assert payload["format"] == "napari-volumenet-weights"

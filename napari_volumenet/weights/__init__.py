@@ -129,7 +129,9 @@ def load_weights(
         raise WeightsError(f"{path.name} was trained on {meta.get('modality')!r} data, not {modality!r}")
     network = _check_shapes(path, name, kwargs, payload["state_dict"])
     try:
-        network.load_state_dict(payload["state_dict"], strict=True, assign=True)  # the file's tensors, off meta
+        state = {k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+                 for k, v in payload["state_dict"].items()}  # float32, as copying into a built network made them
+        network.load_state_dict(state, strict=True, assign=True)  # the file's tensors, off the meta device
     except RuntimeError as error:
         first = str(error).strip().splitlines()
         detail = first[1].strip() if len(first) > 1 else first[0]
