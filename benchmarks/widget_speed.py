@@ -62,15 +62,6 @@ class FreezeMeter:
         return self.longest
 
 
-def laid_out(viewer: Any) -> bool:
-    """Whether side by side is drawn and every cell has its caption and the region's box (they come a turn of the
-    event loop each)."""
-    from napari_volumenet._qt.grid import REGION_BOX, layer_overlays, viewer_grid
-
-    return bool(viewer_grid(viewer).enabled) and all(
-        layer.name_overlay.visible and REGION_BOX in layer_overlays(layer) for layer in viewer.layers if layer.visible)
-
-
 def draw_region(widget: Any) -> None:
     """A 30 × 40 mm rectangle on the displayed slice as the crop region, as a user draws it before side by side."""
     import numpy as np
@@ -123,7 +114,9 @@ def main() -> None:
             seconds = widget.last_timing["total"]
             if not runs:
                 draw_region(widget)
-            grid = meter.measure(lambda: widget.results.set_grid(True), until=lambda: laid_out(viewer))
+            side_by_side = widget.results.side_by_side  # captions and region boxes come a turn of the event loop each
+            grid = meter.measure(lambda: widget.results.set_grid(True),
+                                 until=lambda: side_by_side.enabled and side_by_side.settled)
             leaving = meter.measure(lambda: widget.results.set_grid(False))
             runs.append({"cli_s": cli, "widget_s": seconds, "ratio": None if cli is None else seconds / cli,
                          "wall_s": time.perf_counter() - start, "freeze_finishing_s": finishing,
@@ -136,6 +129,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     viewer.close()
+
 
 if __name__ == "__main__":
     main()
