@@ -35,13 +35,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 _MADV_POPULATE_WRITE = 23  # Linux ≥ 5.14: fault pages in as if written, without writing them
 _GUARD_BYTES = 64 * 2**20
 PREFAULT_CHUNK = 4 * 2**20
 """Bytes faulted in per call: the call holds the memory map's lock, which PyTorch's import needs to map its
 libraries, so short calls (1 ms each) keep that thread waiting least."""
-_DEFAULT_TRIM_THRESHOLD = 128 * 1024
+_SETTLED_MMAP_THRESHOLD = 32 * 2**20
+_SETTLED_TRIM_THRESHOLD = 2 * _SETTLED_MMAP_THRESHOLD
+"""What glibc's own thresholds become once a process has freed a block of 32 MiB or more (its sliding mmap
+threshold, with the trim threshold twice that). Setting either threshold with ``mallopt`` stops the sliding for
+good, so every setting here ends with these two set: otherwise each later block over 128 KiB (the metrics' and
+the writer's temporaries) would be mapped afresh and faulted in, page by page."""
 _DEFAULT_MMAP_MAX = 65536
 _NO_TRIM = 2**31 - 1
 
@@ -69,7 +75,7 @@ than the main one can take from, and give back to, a heap."""
 _GLIBC = _load_glibc()
 _depth = 0
 _lock = threading.Lock()
-_trim_threshold = _DEFAULT_TRIM_THRESHOLD
+_trim_threshold = _SETTLED_TRIM_THRESHOLD
 
 
 def keep_heap_until_exit() -> None:
@@ -80,6 +86,7 @@ def keep_heap_until_exit() -> None:
     with _lock:
         _trim_threshold = _NO_TRIM
         if _GLIBC is not None:
+            _GLIBC.mallopt(_M_MMAP_THRESHOLD, _SETTLED_MMAP_THRESHOLD)
             _GLIBC.mallopt(_M_TRIM_THRESHOLD, _NO_TRIM)
 
 
@@ -162,6 +169,7 @@ def reuse_freed_memory(*, trim: bool = True) -> Iterator[None]:
             last = _depth == 0
             if last:
                 _GLIBC.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                _GLIBC.mallopt(_M_MMAP_THRESHOLD, _SETTLED_MMAP_THRESHOLD)
                 _GLIBC.mallopt(_M_TRIM_THRESHOLD, _trim_threshold)
         if last and trim:
             trim_heap()

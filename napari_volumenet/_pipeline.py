@@ -272,6 +272,8 @@ class RunRequest:
     slice_axis: int | None = None
     """``upscale`` only: the stored axis of the input's thick slices, for through-plane networks
     (scale ``(1, 1, f)``), which run with it moved to their axis 2."""
+    cache: NetworkCache | None = None
+    """Where networks built from weights files are kept for the next run (the widget's), if anywhere."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -293,7 +295,8 @@ def run_steps(image: np.ndarray, specs: Sequence[ModelSpec],
         slice_axis, scale = int(request.thick_slices[0]), scale or (1, 1, int(request.thick_slices[1]))
     count = len(specs) + int(request.tricubic)
     yield Step("load", "models", 0, count, 0, count)
-    models, network_scale, modality = load_methods(specs, modality=request.modality, scale=scale, seed=request.seed)
+    models, network_scale, modality = load_methods(specs, modality=request.modality, scale=scale, seed=request.seed,
+                                                   cache=request.cache)
     s = _volume_scale(network_scale, slice_axis)
     if request.mode == "simulate":
         yield Step("degrade", "LR simulation", 0, 1, 0, count)

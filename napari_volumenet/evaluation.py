@@ -189,9 +189,38 @@ class Loaded:
         return count_parameters(self.network)
 
 
-def _build(method: Method, scale: Scale | None, modality: str | None, seed: int) -> Loaded:
+class NetworkCache:
+    """Networks built from weights files, kept for the next run of a long-lived caller (the napari widget).
+
+    A file is known by its resolved path, size and modification time, so a file written anew is read anew.
+    The networks handed out are shared between runs: only inference may use them (training a fit builds its
+    own). Holds the :attr:`capacity` most recently used, a few MiB of parameters each.
+    """
+
+    capacity = 8
+
+    def __init__(self) -> None:
+        self._networks: dict[tuple[Any, ...], tuple[SuperResolutionNet, dict[str, Any]]] = {}
+
+    def load(self, path: Path, *, model: str | None, modality: str | None) -> tuple[SuperResolutionNet, dict[str, Any]]:
+        """:func:`~napari_volumenet.weights.load_weights` of ``path``, built once per file version."""
+        try:
+            stat = path.stat()
+            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, model, modality)
+        except OSError:  # let load_weights say what is wrong with the path
+            return load_weights(path, model=model, modality=modality)
+        built = self._networks.pop(key, None) or load_weights(path, model=model, modality=modality)
+        self._networks[key] = built  # the most recently used last
+        while len(self._networks) > self.capacity:
+            del self._networks[next(iter(self._networks))]
+        return built
+
+
+def _build(method: Method, scale: Scale | None, modality: str | None, seed: int,
+           cache: NetworkCache | None = None) -> Loaded:
     if method.weights is not None:
-        network, meta = load_weights(method.weights, model=method.model, modality=modality)
+        load = load_weights if cache is None else cache.load
+        network, meta = load(Path(method.weights), model=method.model, modality=modality)
         return Loaded(method, network, meta)
     if method.model is None:
         raise ModelError(f"{method.label}: choose a model or a weights file")
@@ -200,12 +229,13 @@ def _build(method: Method, scale: Scale | None, modality: str | None, seed: int)
 
 
 def load_methods(methods: Sequence[Method], *, modality: str | None = None, scale: int | Sequence[int] | None = None,
-                 seed: int = 0) -> tuple[list[Loaded], Scale, str]:
+                 seed: int = 0, cache: NetworkCache | None = None) -> tuple[list[Loaded], Scale, str]:
     """Build every method; check that they share one scale and one modality.
 
     Networks with weights come first to fix the scale and modality (from their metadata; a given
     ``modality`` must match); interpolation and untrained networks follow (``scale``, default 2;
     ``modality``, default MRI). Returns the loaded methods in the given order, the scale, the modality.
+    Weights files come from ``cache`` when one is given (networks for inference only).
     """
     if modality is not None and modality not in MODALITIES:
         raise InputError(f"Unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}.")
@@ -213,7 +243,7 @@ def load_methods(methods: Sequence[Method], *, modality: str | None = None, scal
     fixed_modality = modality
     loaded: dict[int, Loaded] = {}
     for i in sorted(range(len(methods)), key=lambda k: methods[k].weights is None):
-        item = _build(methods[i], fixed_scale, fixed_modality, seed)
+        item = _build(methods[i], fixed_scale, fixed_modality, seed, cache)
         if fixed_scale is not None and tuple(item.network.scale) != fixed_scale:
             raise WeightsError(f"{item.label} upscales by {tuple(item.network.scale)}, but the other methods by "
                                f"{fixed_scale}; compare methods of one scale")

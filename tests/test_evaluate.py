@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -20,7 +21,8 @@ from napari_volumenet.ops.interpolate import tricubic_upsample_numpy
 from napari_volumenet.ops.metrics import compute_metrics
 from napari_volumenet.weights import save_weights
 from napari_volumenet.evaluation import (
-    METRICS, Degradation, evaluate, format_table, resolve_method, summarize, to_json,
+    METRICS, Degradation, Method, NetworkCache, evaluate, format_table, load_methods, resolve_method, summarize,
+    to_json,
 )
 from napari_volumenet.inference import RunOptions
 
@@ -161,3 +163,19 @@ def test_thick_slices_run_through_plane_networks_along_the_slice_axis(volumes, t
 
 def tiny_weights_of(tmp_path: Path) -> Path:
     return save_weights(tmp_path / "iso.pt", create_model("volumenet", depth=2, channels=4), modality="mri")
+
+
+def test_a_network_cache_builds_each_file_version_once(tmp_path, tiny_weights, monkeypatch):
+    cache = NetworkCache()
+    first, _, _ = load_methods([Method("SR", tiny_weights)], cache=cache)
+    again, _, _ = load_methods([Method("SR again", tiny_weights)], cache=cache)
+    assert again[0].network is first[0].network and again[0].label == "SR again"
+    save_weights(tiny_weights, create_model("volumenet", depth=2, channels=4), modality="mri")  # written anew
+    os.utime(tiny_weights, ns=(0, tiny_weights.stat().st_mtime_ns + 1))
+    fresh, _, _ = load_methods([Method("SR", tiny_weights)], cache=cache)
+    assert fresh[0].network is not first[0].network
+    monkeypatch.setattr(NetworkCache, "capacity", 1)
+    other = save_weights(tmp_path / "other.pt", create_model("volumenet", depth=2, channels=4), modality="mri")
+    load_methods([Method("other", other)], cache=cache)
+    assert load_methods([Method("SR", tiny_weights)], cache=cache)[0][0].network is not fresh[0].network
+    assert load_methods([Method("SR", tiny_weights)])[0][0].network is not fresh[0].network  # no cache: built

@@ -32,6 +32,7 @@ from .._names import in_widget_terms
 from .._pipeline import MIN_STEPS, UNTRAINED, RunRequest, RunResult, Step, describe_plan, run_steps
 from .._result_layers import NewLayer, RunContext, result_layers
 from ..errors import InputError, VolumeNetError
+from ..evaluation import NetworkCache
 from ..inference import PRECISIONS, RunOptions, resolve_device
 from ..weights import list_bundled
 from .combos import LayerCombo
@@ -55,6 +56,9 @@ COMPARE_TAB = 1
 MIN_WIDTH = 430
 """Width of the dock's content (px): room for the metrics table and two columns of crops."""
 PROGRESS_INTERVAL_S = 0.2
+SHOW_TURN_S = 0.15
+"""How long one turn of the event loop may go on showing a result's layers before it lets the GUI draw:
+refilled layers come several to a turn, a new layer (the first run's) about one."""
 """The shortest time between two repaints of the bar and the status line while a network runs. A repaint of
 a window that holds napari's OpenGL canvas composes the whole window: ~110 of them per run (one per block)."""
 
@@ -97,6 +101,8 @@ class SuperResolutionWidget(QWidget):
         """What the status line shows: ``inputs`` (why Run can or cannot start) or ``run`` (the last run's end)."""
         self.comparison_rows: list[dict[str, Any]] = []
         self.last_timing: dict[str, float] = {}
+        self.networks = NetworkCache()
+        """The networks of earlier runs' weights files, built once (0.1–0.4 s each in the worker)."""
         self._painted = 0.0
         """When the bar was last repainted during a run (``time.perf_counter``)."""
         self._input_fixed = False
@@ -471,7 +477,7 @@ class SuperResolutionWidget(QWidget):
             options=RunOptions(device=self.device_combo.currentText(), precision=self.precision_combo.currentText(),
                                tile=None if tile < 0 else tile),
             tricubic=comparison or self.model_tab.tricubic_check.isChecked(), min_steps=MIN_STEPS, thick_slices=thick,
-            slice_axis=slice_axis,
+            slice_axis=slice_axis, cache=self.networks,
         )
         steps = run_steps(np.asarray(source.data), specs, request)
         window = tuple(float(v) for v in (gt_layer or source).contrast_limits)
@@ -539,12 +545,17 @@ class SuperResolutionWidget(QWidget):
         next_turn(self._show_next, self)
 
     def _show_next(self) -> None:
-        """One step of showing a run's result (a layer added or refilled: 0.1–0.3 s each), then back to the
-        event loop, so that the GUI never freezes for all of them at once; the run ends after the last."""
+        """Steps of showing a run's result (a layer added or refilled: 0.03–0.2 s each) for up to
+        :data:`SHOW_TURN_S`, then back to the event loop, so that the GUI never freezes for all of them at once
+        and the canvas is not redrawn after each (a redraw costs about what a refill does); the run ends after the
+        last."""
         if self._showing is None or not self.alive[0]:
             return
+        started = time.perf_counter()
         try:
             next(self._showing)
+            while time.perf_counter() - started < SHOW_TURN_S:
+                next(self._showing)
         except StopIteration:
             self._showing = None
             if self._finished_run is not None:

@@ -10,7 +10,7 @@ the SR volume is then clipped to [0, 255], and on these:
   volume's units. For MRI (min ≈ 0) this is "HR > 5 % of its max"; for CT (min ≈ −1000 HU) it
   excludes air. Background voxels are easy to predict and inflate the plain PSNR;
 - ``ssim``: ``skimage.metrics.structural_similarity`` with ``data_range=255`` and its default
-  7-voxel uniform window, in 3D for volumes and in 2D for a slice;
+  7-voxel uniform window, in 3D for volumes and in 2D for a slice (computed here slab by slab, :func:`ssim`);
 - ``psnr_interior`` / ``psnr_border`` (whole volumes, when ``border`` is given): the PSNR inside and
   over the outer shell of ``border`` voxels per axis (one LR voxel, ``s`` HR voxels, in ``volumenet
   evaluate``), where a network that mishandles the scan's end leaves a bright frame.
@@ -22,12 +22,16 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from skimage.metrics import structural_similarity
+from scipy.ndimage import uniform_filter
 
 from ..errors import InputError
 
 PEAK = 255.0
 SSIM_WINDOW = 7
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+"""skimage's (and Wang et al.'s) constants: ``C1 = (K1 · 255)²``, ``C2 = (K2 · 255)²``."""
+SSIM_SLAB = 32
+"""Planes along axis 0 per slab of :func:`ssim` (with its halo: 38 × 128 × 128 float64 = 5 MiB per map)."""
 
 
 def rescale_255(x: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -71,17 +75,42 @@ def psnr_foreground(
 
 
 def ssim(hr: np.ndarray, sr: np.ndarray, data_range: float = PEAK) -> float:
-    """Mean structural similarity (skimage, uniform window, in as many dimensions as the arrays).
+    """Mean structural similarity, equal to ``skimage.metrics.structural_similarity`` (uniform window, sample
+    covariance, in as many dimensions as the arrays) up to float64 rounding.
 
     The window is 7 voxels wide, or the largest odd width ≥ 3 that fits the smallest axis;
-    ``nan`` if an axis is shorter than 3 voxels.
+    ``nan`` if an axis is shorter than 3 voxels. skimage averages the similarity map without its outer
+    ``win // 2`` voxels, whose windows are the only ones to leave the arrays; so the map is computed slab by
+    slab along axis 0 (:data:`SSIM_SLAB` planes and their halo), on temporaries a few MiB large that the heap
+    hands out again, instead of a dozen float64 copies of the volume, each page-faulted in afresh.
     """
     hr, sr = np.asarray(hr), np.asarray(sr)
+    if hr.shape != sr.shape:
+        raise InputError(f"SSIM needs arrays of the same shape, got {hr.shape} and {sr.shape}.")
     smallest = min(hr.shape) if hr.ndim else 0
     win = min(SSIM_WINDOW, smallest if smallest % 2 else smallest - 1)
     if win < 3:
         return float("nan")
-    return float(structural_similarity(hr, sr, win_size=win, data_range=data_range))
+    pad = win // 2
+    inner = hr.shape[0] - 2 * pad
+    total = sum(_ssim_sum(hr[start:start + SSIM_SLAB + 2 * pad], sr[start:start + SSIM_SLAB + 2 * pad], win,
+                          data_range) for start in range(0, inner, SSIM_SLAB))
+    return float(total / math.prod(n - 2 * pad for n in hr.shape))
+
+
+def _ssim_sum(hr: np.ndarray, sr: np.ndarray, win: int, data_range: float) -> float:
+    """The sum of the similarity map over the voxels whose ``win``-wide window lies inside the slab."""
+    hr = hr.astype(np.float64, copy=False)
+    sr = sr.astype(np.float64, copy=False)
+    cov_norm = win**hr.ndim / (win**hr.ndim - 1)
+    ux, uy = uniform_filter(hr, win), uniform_filter(sr, win)
+    vx = cov_norm * (uniform_filter(hr * hr, win) - ux * ux)
+    vy = cov_norm * (uniform_filter(sr * sr, win) - uy * uy)
+    vxy = cov_norm * (uniform_filter(hr * sr, win) - ux * uy)
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    similarity = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    pad = win // 2
+    return float(similarity[(slice(pad, -pad),) * hr.ndim].sum(dtype=np.float64))
 
 
 def border_shell(shape: Sequence[int], width: Sequence[int]) -> np.ndarray:

@@ -18,6 +18,7 @@ from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeomet
 from napari_volumenet._names import caption_size
 from napari_volumenet._qt.grid import REGION_BOX, layer_overlays, viewer_grid
 from napari_volumenet._qt.tables import format_value, table_text
+from napari_volumenet._qt import widget as widget_module
 from napari_volumenet._qt.widget import COMPARE_TAB, SuperResolutionWidget
 from napari_volumenet.io import napari_scale_translate, sr_affine
 from napari_volumenet.models import create_model
@@ -524,13 +525,17 @@ def _turns_seen(viewer, event):
     return seen
 
 
-def test_a_finished_run_adds_one_layer_per_turn_of_the_event_loop(phantom, qtbot, tiny_weights):
+@pytest.mark.parametrize(("budget", "turns"), [(0.0, 4), (60.0, 1)])
+def test_a_finished_run_shows_its_layers_in_turns_as_long_as_the_budget(phantom, qtbot, tiny_weights, monkeypatch,
+                                                                         budget, turns):
     viewer, widget, hr, lr = phantom
+    monkeypatch.setattr(widget_module, "SHOW_TURN_S", budget)
     widget.model_tab.set_weights_file(tiny_weights)
     inserted = _turns_seen(viewer, viewer.layers.events.inserted)
     _click_and_wait(qtbot, widget, widget.run_button)
-    # tricubic, SR and their two difference maps, each in a turn of its own: the GUI answers between them
-    assert len(inserted) == 4 and inserted == sorted(set(inserted))
+    # tricubic, SR and their two difference maps: each in a turn of its own when a layer uses up the turn's
+    # time (the GUI answers between them), all in one when they fit in it (one redraw instead of four)
+    assert len(inserted) == 4 and len(set(inserted)) == turns and inserted == sorted(inserted)
     assert not widget.cancel_button.isEnabled() and widget.run_button.isEnabled()
 
 

@@ -7,7 +7,9 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from napari_volumenet.errors import InputError
-from napari_volumenet.ops.metrics import compute_metrics, psnr, psnr_foreground, rescale_255, rmse, ssim
+from napari_volumenet.ops.metrics import (
+    SSIM_SLAB, compute_metrics, psnr, psnr_foreground, rescale_255, rmse, ssim,
+)
 
 
 def _pair(shape=(12, 13, 14), seed=0, noise=5.0):
@@ -95,6 +97,15 @@ def test_ssim_matches_skimage_3d():
     assert compute_metrics(hr, sr)["ssim"] == pytest.approx(expected, rel=1e-12)
     assert ssim(hr_r, sr_r) == pytest.approx(expected, rel=1e-12)
     assert 0.0 < expected < 1.0
+
+
+@pytest.mark.parametrize("planes", [SSIM_SLAB + 6, SSIM_SLAB + 7, 2 * SSIM_SLAB + 9])
+def test_ssim_over_several_slabs_matches_skimage(planes):
+    hr, sr = _pair(shape=(planes, 11, 9), seed=4, noise=50.0)
+    hr_r, sr_r = rescale_255(hr, hr.min(), hr.max()), rescale_255(sr, hr.min(), hr.max())
+    assert ssim(hr_r, sr_r) == pytest.approx(structural_similarity(hr_r, sr_r, data_range=255), rel=1e-12)
+    assert ssim(hr_r[:, :, 0], sr_r[:, :, 0]) == pytest.approx(
+        structural_similarity(hr_r[:, :, 0], sr_r[:, :, 0], data_range=255), rel=1e-12)
 
 
 def test_ssim_2d_and_small_windows():
