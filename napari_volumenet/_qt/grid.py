@@ -6,7 +6,8 @@ copy per cell costs ~0.3 s to build); each cell's layer gets the rectangle as it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import MethodType
 from typing import Any
 
 import numpy as np
@@ -16,12 +17,15 @@ from qtpy.QtCore import QObject
 from .._comparison import grid_shape
 from .._names import caption_size
 from .._view import LayerFrame, box_bounds
-from .turns import next_turn
+from .turns import next_turn, run_for
 
 NAME_POSITION = "bottom_center"
 """Where each cell's layer name goes: a caption under its view. The orientation letters stand once at the
 edges of the whole grid (top, left, right; :mod:`.orientation` leaves the bottom one out in the grid), so a
 name never runs into one, whatever the number of columns."""
+TURN_BUDGET_S = 0.1
+"""How long one turn of the event loop may go on moving, showing or hiding layers for side by side: napari answers
+each change at once (a layer shown is sliced and uploaded: 0.03–0.08 s; a move re-sorts the views)."""
 REGION_BOX = "volumenet_region"
 """Key of the region's box among a layer's overlays (napari draws a layer's overlays in its cell)."""
 
@@ -37,6 +41,38 @@ def viewer_grid(viewer: Any) -> Any:
     """The viewer's grid settings (``viewer.canvas.grid`` since napari 0.9, ``viewer.grid`` before)."""
     canvas = getattr(viewer, "canvas", None)
     return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
+def _contents_at(grid: Any, position: tuple[int, int], layers: Any) -> tuple[int, ...]:
+    """What napari's ``GridCanvas.contents_at`` answers (the layers drawn in a cell), in one pass over the layers:
+    napari's own asks each layer's position, which walks the layer list again (B cells × L² layer lookups per
+    drawing of the grid: 0.5 s of each switch with the seven blocks' 18 cells and 21 layers)."""
+    position = tuple(position)
+    if not grid.enabled or not layers:
+        return tuple(range(len(layers))) if position == (0, 0) else ()
+    visible = grid._effective_indices(layers)
+    if position == (-1, -1):  # hidden layers have no cell
+        shown = set(visible)
+        return tuple(i for i in range(len(layers)) if i not in shown)
+    if not visible:
+        return ()
+    rows, columns = grid.actual_shape(layers)
+    group_of, occupied = grid._viewbox_groups(layers)
+    rank: dict[int, int] = {}
+    for k, group in enumerate(occupied):
+        rank.setdefault(group, k)
+    return tuple(i for i in visible if divmod(rank[group_of[i]] % (rows * columns), columns) == position)
+
+
+def quicken_cell_lookup(grid: Any) -> bool:
+    """Give this viewer's grid the one-pass :func:`_contents_at` (napari-private: the grid's ``_effective_indices``
+    and ``_viewbox_groups``, napari 0.9); ``False`` where a napari version lacks them (its own lookup stays).
+    ``tests/napari/test_display.py`` holds it to napari's own answers."""
+    grid = getattr(grid, "__wrapped__", grid)  # the grid itself, not the proxy napari hands plugins
+    if not all(hasattr(grid, name) for name in ("_effective_indices", "_viewbox_groups", "contents_at")):
+        return False
+    object.__setattr__(grid, "contents_at", MethodType(_contents_at, grid))
+    return True
 
 
 class SideBySide:
@@ -57,6 +93,7 @@ class SideBySide:
         """How many times the grid was switched or laid out: a step left for later by an earlier one is dropped."""
         self._scheduled = 0
         """Steps waiting for their turn."""
+        quicken_cell_lookup(viewer_grid(viewer))
 
     @property
     def enabled(self) -> bool:
@@ -70,23 +107,31 @@ class SideBySide:
     def set(self, on: bool, names: list[str], hidden_after: list[Any]) -> None:
         """Grid of ``names`` (in this order), or back to the overlay with ``hidden_after`` hidden.
 
-        Entering the grid takes turns of the event loop (the layers chosen; the grid drawn; then each cell's
-        name, whose first drawing builds a text visual: 0.1–0.3 s each), instead of freezing the GUI for all
-        of them at once.
+        Entering the grid takes turns of the event loop (the layers moved and shown, :data:`TURN_BUDGET_S` of them
+        a turn; the grid drawn; then each cell's name, whose first drawing builds a text visual: 0.1–0.3 s
+        each), and so does leaving it (the order and visibility of before, as many a turn), instead of freezing the
+        GUI for all of them at once.
         """
         self._layouts += 1
         if not on:  # the grid first: in it, every change of visibility lays the cells out again
             self._enable(False)
             if self._overlay is not None:
-                self._restore(hidden_after)
+                self._in_turns(self._restoring(hidden_after), lambda: None)
             return
         if self._overlay is None:
             self._overlay = [(layer.name, bool(layer.visible)) for layer in self.viewer.layers]
         if not names:
             self._enable(True)
             return
-        self._choose(names)
-        self._then(lambda: self._show(names))
+        self._in_turns(self._choosing(names), lambda: self._then(lambda: self._show(names)))
+
+    def _in_turns(self, changes: Iterator[None], then: Callable[[], Any]) -> None:
+        """Make ``changes`` (each a change napari answers at once: a layer moved, shown or hidden) for up to
+        :data:`TURN_BUDGET_S`, the rest at later turns (dropped if the grid is switched meanwhile), then ``then``."""
+        if run_for(changes, TURN_BUDGET_S):
+            then()
+        else:
+            self._then(lambda: self._in_turns(changes, then))
 
     def _show(self, names: list[str]) -> None:
         """The grid drawn now, its captions from the next turn on."""
@@ -109,7 +154,8 @@ class SideBySide:
         """Only ``names``, one per cell, in this order, then labelled; the grid's shape fits the canvas."""
         if names:
             self._layouts += 1
-            self._choose(names)
+            for _ in self._choosing(names):
+                pass
             self._label(names)
 
     def _enable(self, on: bool) -> None:
@@ -118,12 +164,17 @@ class SideBySide:
             grid.enabled = on
             self.viewer.reset_view()
 
-    def _choose(self, names: list[str]) -> None:
-        """``names`` first in the layer list and the only ones visible; the grid's shape fits the canvas."""
-        self._move_to_front(names)
-        for layer in self.viewer.layers:
+    def _choosing(self, names: list[str]) -> Iterator[None]:
+        """``names`` first in the layer list and the only ones visible; the grid's shape fits the canvas. Yields
+        after each change."""
+        names = [name for name in names if name in self.viewer.layers]  # the user may remove one meanwhile
+        if not names:
+            return
+        yield from self._moving_to_front(names)
+        for layer in list(self.viewer.layers):
             if layer.visible != (layer.name in names):  # napari refreshes a layer on every assignment
                 layer.visible = layer.name in names
+                yield
         first = self.viewer.layers[names[0]]
         displayed = list(self.viewer.dims.displayed)
         extent = np.asarray(first.extent.world, dtype=float)[:, displayed]
@@ -153,7 +204,7 @@ class SideBySide:
             self._then(lambda: self._box(names))
 
     def _cell_px(self) -> float:
-        """A grid cell's width on screen (pixels), by the shape :meth:`_choose` gave the grid."""
+        """A grid cell's width on screen (pixels), by the shape :meth:`_choosing` gave the grid."""
         columns = viewer_grid(self.viewer).shape[1]
         return float(self.viewer.canvas.size[1]) / max(columns, 1)
 
@@ -196,26 +247,37 @@ class SideBySide:
         else:
             overlays[REGION_BOX] = SelectionBoxOverlay(bounds=bounds, handles=False, visible=True)
 
-    def _restore(self, hidden_after: list[Any]) -> None:
+    def _restoring(self, hidden_after: list[Any]) -> Iterator[None]:
         """The layer order and visibility from before the grid; layers made since then (not in
-        ``hidden_after``) keep theirs."""
-        before = self._overlay or []
-        state = dict(before)
-        self._move_to_front([name for name, _ in before if name in self.viewer.layers])
+        ``hidden_after``) keep theirs. Yields after each change; the layers to hide go first."""
+        state = dict(self._overlay or [])
+        visible = {layer.name: state.get(layer.name, layer.visible and layer not in hidden_after)
+                   for layer in self.viewer.layers}
         for layer in self.viewer.layers:
             layer.name_overlay.visible = False
             overlays = layer_overlays(layer)
             if overlays is not None and REGION_BOX in overlays:
                 overlays[REGION_BOX].visible = False
-            visible = state.get(layer.name, layer.visible and layer not in hidden_after)
-            if layer.visible != visible:
-                layer.visible = visible
+        yield
+        for layer in list(self.viewer.layers):
+            if layer.visible and not visible.get(layer.name, True):
+                layer.visible = False
+                yield
+        yield from self._moving_to_front([name for name in state if name in self.viewer.layers])
+        for layer in list(self.viewer.layers):
+            if visible.get(layer.name, layer.visible) and not layer.visible:
+                layer.visible = True
+                yield
         self._overlay = None
 
-    def _move_to_front(self, names: list[str]) -> None:
-        """Put ``names`` first in the layer list, in this order (the grid fills its cells in list order)."""
+    def _moving_to_front(self, names: list[str]) -> Iterator[None]:
+        """Put ``names`` first in the layer list, in this order (the grid fills its cells in list order); yields
+        after each move."""
         layers = self.viewer.layers
         for target, name in enumerate(names):
+            if name not in layers:
+                continue
             index = layers.index(layers[name])
             if index != target:
                 layers.move(index, target)
+                yield

@@ -7,7 +7,8 @@ input, painting and timers through between two steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from qtpy.QtCore import QObject, QTimer
@@ -23,3 +24,15 @@ def next_turn(action: Callable[[], Any], owner: QObject) -> None:
     timer.timeout.connect(action)
     timer.timeout.connect(timer.deleteLater)
     timer.start(TURN_MS)
+
+
+def run_for(steps: Iterator[Any], budget_s: float) -> bool:
+    """Run ``steps`` (at least one) while the next, if it takes as long as the last did, still ends within
+    ``budget_s`` of the start; whether they are all done. Quick steps come several to a turn, slow ones one."""
+    started = last = time.perf_counter()
+    for _ in steps:
+        now = time.perf_counter()
+        if now - started + (now - last) > budget_s:
+            return False
+        last = now
+    return True

@@ -43,7 +43,7 @@ from .results import NONE, ResultsPanel, Shown, layer_named, save_dialog, set_co
 from .tables import (
     COMPARISON_COLUMNS, COMPARISON_CSV_COLUMNS, COMPARISON_HEADERS, fill_table, make_table, write_csv,
 )
-from .turns import next_turn
+from .turns import next_turn, run_for
 from .worker import Failure, no_result, start_worker
 
 ISOTROPIC = "×2 isotropic (the paper's)"
@@ -56,7 +56,7 @@ COMPARE_TAB = 1
 MIN_WIDTH = 430
 """Width of the dock's content (px): room for the metrics table and two columns of crops."""
 PROGRESS_INTERVAL_S = 0.2
-SHOW_TURN_S = 0.15
+SHOW_TURN_S = 0.1
 """How long one turn of the event loop may go on showing a result's layers before it lets the GUI draw:
 refilled layers come several to a turn, a new layer (the first run's) about one."""
 """The shortest time between two repaints of the bar and the status line while a network runs. A repaint of
@@ -545,23 +545,18 @@ class SuperResolutionWidget(QWidget):
         next_turn(self._show_next, self)
 
     def _show_next(self) -> None:
-        """Steps of showing a run's result (a layer added or refilled: 0.03–0.2 s each) for up to
-        :data:`SHOW_TURN_S`, then back to the event loop, so that the GUI never freezes for all of them at once
-        and the canvas is not redrawn after each (a redraw costs about what a refill does); the run ends after the
-        last."""
+        """Steps of showing a run's result (a layer added or refilled: 0.03–0.3 s each) for up to
+        :data:`SHOW_TURN_S` (:func:`~.turns.run_for`), then back to the event loop, so that the GUI never freezes
+        for all of them at once and the canvas is not redrawn after each (a redraw costs about what a refill does);
+        the run ends after the last."""
         if self._showing is None or not self.alive[0]:
             return
-        started = time.perf_counter()
-        try:
-            next(self._showing)
-            while time.perf_counter() - started < SHOW_TURN_S:
-                next(self._showing)
-        except StopIteration:
-            self._showing = None
-            if self._finished_run is not None:
-                self._on_finished(self._finished_run)
+        if not run_for(self._showing, SHOW_TURN_S):
+            next_turn(self._show_next, self)
             return
-        next_turn(self._show_next, self)
+        self._showing = None
+        if self._finished_run is not None:
+            self._on_finished(self._finished_run)
 
     def _finish_run(self, context: RunContext, value: RunResult) -> Generator[None, None, None]:
         """Show the result step by step (:meth:`_show_result`), then the run's time and plan in the status line."""

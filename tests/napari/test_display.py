@@ -3,6 +3,8 @@ display windows for MRI and CT set on every layer of a run; superior up and orie
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from qtpy.QtWidgets import QScrollArea
 
 from napari_volumenet._comparison import Crop
 from napari_volumenet._qt.crops import GAP, Tile, render_panel, tile_layout
+from napari_volumenet._qt.grid import quicken_cell_lookup, viewer_grid
 from napari_volumenet._qt.orientation import OVERLAY_KEY, follow_anatomy, viewer_camera
 from napari_volumenet._reader import volume_layer_data
 from napari_volumenet._windows import FOREGROUND, foreground_window, preset_name
@@ -231,8 +234,8 @@ def test_orientation_in_side_by_side_and_3d(make_napari_viewer, qtbot, tiny_weig
     _run(qtbot, widget, tiny_weights)
     viewer.dims.order = (1, 0, 2)
     arranged = []
-    choose = widget.results.side_by_side._choose
-    widget.results.side_by_side._choose = lambda names: arranged.append(names) or choose(names)
+    choose = widget.results.side_by_side._choosing
+    widget.results.side_by_side._choosing = lambda names: arranged.append(names) or choose(names)
     enter_side_by_side(widget)
     assert len(arranged) == 1 and widget.results.grid_button.isChecked()  # laid out once, the button in step
     # one set of letters at the edges of the grid (every cell shares the camera); per-cell copies froze the GUI ~2 s
@@ -241,6 +244,7 @@ def test_orientation_in_side_by_side_and_3d(make_napari_viewer, qtbot, tiny_weig
     assert "bottom" not in _letters(viewer)  # the cells' names are captions along the bottom edge
     assert {layer.name_overlay.position for layer in viewer.layers if layer.visible} == {"bottom_center"}
     widget.results.set_grid(False)
+    qtbot.waitUntil(lambda: widget.results.side_by_side.settled, timeout=5000)
     assert _letters(viewer)["bottom"] == "I"
     enter_side_by_side(widget)
     viewer.dims.ndisplay = 3
@@ -256,3 +260,20 @@ def test_a_viewer_without_plugin_layers_is_left_alone(make_napari_viewer):
     assert follow_anatomy(viewer) is view
     viewer.dims.order = (1, 0, 2)
     assert _letters(viewer) == {} and tuple(map(str, viewer_camera(viewer).orientation2d)) == ("down", "right")
+
+
+def test_the_quick_cell_lookup_answers_as_napari_does(make_napari_viewer):
+    viewer = make_napari_viewer()
+    for i in range(7):
+        viewer.add_image(np.zeros((4, 4)), name=f"layer {i}")
+    grid = viewer_grid(viewer)
+    napari_answer = type(grid).contents_at  # napari's own, before the viewer's grid gets the quick one
+    assert quicken_cell_lookup(grid)
+    cells = [(-1, -1)] + [(row, col) for row in range(4) for col in range(4)]
+    for enabled, stride, shape in itertools.product((False, True), (1, 2, -2), ((-1, -1), (1, 2))):
+        grid.enabled, grid.stride, grid.shape = enabled, stride, shape
+        for hidden in ([], [2, 3], [1, 4, 6], list(range(7))):
+            for i, layer in enumerate(viewer.layers):
+                layer.visible = i not in hidden
+            layers = viewer.layers
+            assert [grid.contents_at(c, layers) for c in cells] == [napari_answer(grid, c, layers) for c in cells]

@@ -18,6 +18,7 @@ from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeomet
 from napari_volumenet._names import caption_size
 from napari_volumenet._qt.grid import REGION_BOX, layer_overlays, viewer_grid
 from napari_volumenet._qt.tables import format_value, table_text
+from napari_volumenet._qt import grid as grid_module
 from napari_volumenet._qt import widget as widget_module
 from napari_volumenet._qt.widget import COMPARE_TAB, SuperResolutionWidget
 from napari_volumenet.io import napari_scale_translate, sr_affine
@@ -507,6 +508,7 @@ def test_side_by_side_is_labelled_in_a_fixed_order_and_follows_runs(phantom, qtb
     assert cells["SR w"] == (-1, -1) and cells["|SR w − GT|"] == (-1, -1)
     # back to the overlay: the helper layers return, the difference maps and labels go
     widget.results.set_grid(False)
+    qtbot.waitUntil(lambda: widget.results.side_by_side.settled, timeout=5000)
     assert region.visible and viewer.layers["SR w"].visible
     assert not any(layer.visible for layer in viewer.layers if "GT|" in layer.name)
     assert not any(layer.name_overlay.visible for layer in viewer.layers)
@@ -583,7 +585,29 @@ def test_the_region_is_boxed_in_every_cell_of_side_by_side(phantom, qtbot, tiny_
     for name, box in zip(names, boxes()):
         np.testing.assert_allclose(in_world(name, box), [(-5, 0), (5, 12)], atol=1e-6)
     widget.results.set_grid(False)
+    qtbot.waitUntil(lambda: widget.results.side_by_side.settled, timeout=5000)
     assert not any(box.visible for box in boxes())
+
+
+def test_side_by_side_is_left_in_turns_and_entering_again_wins(phantom, qtbot, tiny_weights, enter_side_by_side,
+                                                               monkeypatch):
+    viewer, widget, hr, lr = phantom
+    widget.model_tab.set_weights_file(tiny_weights)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    before = [(layer.name, layer.visible) for layer in viewer.layers]
+    enter_side_by_side(widget)
+    monkeypatch.setattr(grid_module, "TURN_BUDGET_S", 0.0)  # one change of a layer per turn
+    widget.results.set_grid(False)
+    assert not viewer_grid(viewer).enabled and not widget.results.side_by_side.settled  # the rest comes in turns
+    qtbot.waitUntil(lambda: widget.results.side_by_side.settled, timeout=5000)
+    assert [(layer.name, layer.visible) for layer in viewer.layers] == before
+    widget.results.set_grid(True)  # entered again at once: leaving's turns left are dropped, not mixed in
+    widget.results.set_grid(False)
+    widget.results.set_grid(True)
+    qtbot.waitUntil(lambda: widget.results.side_by_side.settled, timeout=5000)
+    names = widget.results.grid_layers()
+    assert viewer_grid(viewer).enabled and [layer.name for layer in viewer.layers][:len(names)] == names
+    assert {layer.name for layer in viewer.layers if layer.visible} == set(names)
 
 
 def test_region_is_visible_on_another_slice_and_its_rows_come_first(phantom, qtbot, tiny_weights):
