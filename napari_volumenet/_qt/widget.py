@@ -56,11 +56,11 @@ COMPARE_TAB = 1
 MIN_WIDTH = 430
 """Width of the dock's content (px): room for the metrics table and two columns of crops."""
 PROGRESS_INTERVAL_S = 0.2
+"""The shortest time between two repaints of the bar and the status line while a network runs. A repaint of
+a window that holds napari's OpenGL canvas composes the whole window: ~110 of them per run (one per block)."""
 SHOW_TURN_S = 0.1
 """How long one turn of the event loop may go on showing a result's layers before it lets the GUI draw:
 refilled layers come several to a turn, a new layer (the first run's) about one."""
-"""The shortest time between two repaints of the bar and the status line while a network runs. A repaint of
-a window that holds napari's OpenGL canvas composes the whole window: ~110 of them per run (one per block)."""
 
 
 class FittingTabs(QTabWidget):
