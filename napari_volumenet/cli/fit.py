@@ -61,7 +61,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="start from these weights (an earlier fit, or a through-plane network, for the same factor) "
                         "instead of the bundled ones or least squares")
     p.add_argument("--lr", type=float, default=None, metavar="RATE",
-                   help="Adam learning rate (default: 2e-4 from weights, 1e-3 from least squares)")
+                   help="Adam learning rate (default: 2e-4 from weights, 3e-3 from least squares)")
     p.add_argument("--seed", type=int, default=0, help="seed of the patches and of a network started from scratch")
     p.add_argument("--overwrite", action="store_true", help="replace an existing weights file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")

@@ -18,6 +18,12 @@ from ..training.step import OptimStep
 from .pairs import PlanePairs
 from .start import Start
 
+RATE_FROM_WEIGHTS = 2e-4
+"""Adam's rate for a fit that starts from trained weights (a higher one undoes what they learnt first)."""
+RATE_FROM_LEAST_SQUARES = 3e-3
+"""Adam's rate for a fit from the least-squares start. Measured in 10-minute fits on 2 cores, paired in one hour
+(``benchmarks/fit_study.py CASE --lr R``): CT 4.5 mm +1.59 / +1.71 / +1.69 dB over cubic at 1e-3 / 3e-3 / 6e-3,
+a 1 mm head made of 5 mm slices (×5) +1.37 / +1.46 at 1e-3 / 3e-3 (docs/fit.md)."""
 SCORE_MARGIN = 4
 """LR pixels at each side of a self-validation crop left out of its score (zeros beyond the crop)."""
 
@@ -26,8 +32,8 @@ SCORE_MARGIN = 4
 class FitSettings:
     """How long and how a fit trains: ``minutes`` of wall time (validation included), or ``max_steps`` steps
     (whichever comes first); batches of ``batch`` patches of ``patch_hr`` × ``patch_hr`` HR pixels; Adam at ``lr``
-    (None: 2e-4 from bundled weights, 1e-3 from least squares), cosine after ``warmup`` steps; ``validations``
-    self-validations over the run; past half of the run, stop after ``patience`` of them without improvement
+    (None: :data:`RATE_FROM_WEIGHTS` from weights, :data:`RATE_FROM_LEAST_SQUARES` from least squares), cosine
+    after ``warmup`` steps; ``validations`` self-validations over the run; past half of the run, stop after ``patience`` of them without improvement
     (a fine-tune's self-validation first dips, for about 150 steps from bundled weights)."""
 
     minutes: float = 5.0
@@ -102,7 +108,8 @@ def fit_steps(start: Start, pairs: PlanePairs, settings: FitSettings) -> Generat
     started = time.perf_counter()
     core = start.plane.core
     module = accelerate(core)
-    optimizer = torch.optim.Adam(core.parameters(), lr=settings.lr or (2e-4 if start.bundled else 1e-3))
+    optimizer = torch.optim.Adam(core.parameters(), lr=settings.lr or (RATE_FROM_WEIGHTS if start.bundled
+                                                                       else RATE_FROM_LEAST_SQUARES))
     step = OptimStep(module, optimizer, device=torch.device("cpu"))
     schedule = RateSchedule(optimizer.param_groups[0]["lr"], "cosine", settings.warmup)
     validate = SelfValidation(pairs)
