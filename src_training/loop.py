@@ -26,11 +26,13 @@ def train(setup: Setup, resume: dict[str, Any] | None) -> int:
     :data:`EXIT_INTERRUPTED` after an interruption)."""
     import torch
 
+    from napari_volumenet.training.optimizer import adam
+
     from .resume import restore
     from .training_data import patch_loader
 
     config, hardware, model, info = setup.config, setup.hardware, setup.model, setup.dist
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = adam(model.parameters(), config.lr)
     scaler = torch.amp.GradScaler("cuda") if hardware.amp == "fp16" else None
     progress = Progress() if resume is None else restore(resume, model, optimizer, scaler, config.lr, hardware.device)
     stop = StopPolicy(config, setup.started, info, hardware.device, setup.validator.voxels if info.is_main else 0)

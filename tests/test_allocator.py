@@ -97,6 +97,32 @@ def test_after_the_context_a_freed_temporary_is_reused_as_glibc_itself_would():
     assert int(run.stdout) < pages // 10  # mapped afresh (4,096 faults) when the threshold stayed at 128 KiB
 
 
+_STEPS = """
+import resource, sys, numpy as np
+from napari_volumenet import _allocator
+
+MIB = 2**20
+_allocator.keep_heap_until_exit()  # the command line: glibc's sliding threshold stops at 128 KiB
+if sys.argv[1] == "settled":
+    _allocator.settle_mmap_threshold()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(8):  # a fit's steps: the same mid-sized temporaries again and again
+    np.ones(4 * MIB // 8)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(_allocator._GLIBC is None, reason="needs Linux with glibc")
+def test_a_settled_threshold_reuses_the_blocks_of_every_step_in_the_command_line():
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("MALLOC_") and name not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
+    faults = {mode: int(subprocess.run([sys.executable, "-c", _STEPS, mode], capture_output=True, text=True,
+                                       check=True, env=env).stdout) for mode in ("frozen", "settled")}
+    pages = 4 * MIB // 4096
+    assert faults["settled"] < pages  # the block faulted in once, then reused (~500 here)
+    assert 4 * faults["settled"] < faults["frozen"]  # against mapped afresh at each of the 8 steps (~4,100 here)
+
+
 def test_the_fast_engine_runs_inside_the_context(monkeypatch):
     entered = []
 

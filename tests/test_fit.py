@@ -144,6 +144,19 @@ def test_without_bundled_weights_the_fit_starts_from_least_squares():
     assert fitted.kept in ("fitted", "least-squares") and fitted.fit["modality"] == "ct"
 
 
+def test_a_fit_serves_its_steps_from_the_heap(monkeypatch):
+    """In the command line (heap kept, glibc's threshold stopped at 128 KiB) a step's tensors were mapped and
+    faulted in afresh at every step: the fit settles the threshold before its first step."""
+    from napari_volumenet.fit import loop
+
+    calls = []
+    monkeypatch.setattr(loop, "settle_mmap_threshold", lambda: calls.append(True))
+    data, zooms = thick_scan()
+    steps = run(prepare(data, zooms, source="head"), FitSettings(max_steps=1, batch=1, patch_hr=16))
+    assert next(steps).step == 1 and calls == [True]
+    steps.close()
+
+
 def test_closing_the_generator_stops_between_steps():
     data, zooms = thick_scan()
     steps = run(prepare(data, zooms, source="head"), FitSettings(max_steps=1000, batch=1, patch_hr=16))

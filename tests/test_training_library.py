@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from napari_volumenet.training.linear_head import fit_linear_head
+from napari_volumenet.training.optimizer import adam
 from napari_volumenet.training.schedule import RateSchedule, cosine_rate, warmup_factor
 from napari_volumenet.training.step import OptimStep
 
@@ -62,3 +63,20 @@ def test_least_squares_recovers_a_linear_plane_filter():
     assert weight.shape == (2, 1, 3, 1, 3)
     np.testing.assert_allclose(weight[:, 0].numpy(), true, atol=1e-4)
     np.testing.assert_allclose(bias.numpy(), [0, 1], atol=1e-4)
+
+
+def test_adam_is_fused_where_it_can_be_and_steps_as_the_loop_does():
+    torch.manual_seed(0)
+    weights = [torch.randn(8, 3, requires_grad=True), torch.randn(3, requires_grad=True)]
+    twins = [w.detach().clone().requires_grad_() for w in weights]
+    fused, loop = adam(weights, 1e-2), torch.optim.Adam(twins, lr=1e-2)
+    assert fused.defaults["fused"] and not loop.defaults["fused"]
+    for _ in range(5):
+        for params, optimizer in ((weights, fused), (twins, loop)):
+            optimizer.zero_grad()
+            (params[0] @ params[1]).square().sum().backward()
+            optimizer.step()
+    for a, b in zip(weights, twins):
+        torch.testing.assert_close(a, b)
+    loop.load_state_dict(fused.state_dict())  # a run resumes under either
+    assert not adam([torch.zeros(2, device="meta", requires_grad=True)], 1e-3).defaults["fused"]

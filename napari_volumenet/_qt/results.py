@@ -217,6 +217,8 @@ class ResultsPanel(QGroupBox):
         self.window_combo.setEnabled(True)
         if self.side_by_side.enabled:
             self.side_by_side.arrange(self.grid_layers())
+        else:
+            self.side_by_side.prepare(self.grid_layers())
         self.refresh_live()
 
     # ------------------------------------------------------------------ display windows

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._allocator import settle_mmap_threshold
 from ..models.fast import accelerate
 from ..ops.interpolate import tricubic_upsample
 from ..training.schedule import RateSchedule
+from ..training.optimizer import adam
 from ..training.step import OptimStep
 from .pairs import PlanePairs
 from .start import Start
@@ -106,10 +108,11 @@ def fit_steps(start: Start, pairs: PlanePairs, settings: FitSettings) -> Generat
     """Fit ``start.plane`` to ``pairs``; yields after every step (close the generator to cancel: nothing is
     kept), returns the :class:`Outcome`."""
     started = time.perf_counter()
+    settle_mmap_threshold()  # each step's tensors from the heap, not mapped and faulted in afresh
     core = start.plane.core
     module = accelerate(core)
-    optimizer = torch.optim.Adam(core.parameters(), lr=settings.lr or (RATE_FROM_WEIGHTS if start.bundled
-                                                                       else RATE_FROM_LEAST_SQUARES))
+    optimizer = adam(core.parameters(), settings.lr or (RATE_FROM_WEIGHTS if start.bundled
+                                                        else RATE_FROM_LEAST_SQUARES))
     step = OptimStep(module, optimizer, device=torch.device("cpu"))
     schedule = RateSchedule(optimizer.param_groups[0]["lr"], "cosine", settings.warmup)
     validate = SelfValidation(pairs)

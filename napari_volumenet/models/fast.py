@@ -9,6 +9,8 @@ features live in channels-last layout ``(N, D, H, W, C)`` and
   whose bias broadcast alone costs a pass over memory);
 - a convolution along one axis (3×1×1, 1×3×1, 1×1×3) is a 2-D convolution on a channels-last
   view that puts that axis in a plane (oneDNN's fast kernels; no copy);
+- a convolution 1 long along an axis, on features 1 long along it (the fit's plane patches), is a 2-D
+  convolution on a channels-last view;
 - the first layer of a branch reads the concatenation ``[F(1,i−1), …, F(i−1,1)]`` through a
   1×1×1 convolution, which is the sum of one matrix product per part: nothing is concatenated;
 - the ReLU closing a block is applied by the block's last convolution (fused where it can be);
@@ -55,6 +57,15 @@ def _axis_of(conv: nn.Conv3d) -> int | None:
     return long_axes[0] if plain and len(long_axes) == 1 and conv.padding_mode == "zeros" else None
 
 
+def _flat_axis_of(conv: nn.Conv3d) -> int | None:
+    """The spatial axis (0, 1, 2) a dense convolution is 1 long and unpadded along, its two other axes longer
+    ('same'-padded), else None: on features 1 long along that axis it is a 2-D convolution."""
+    plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.stride == (1, 1, 1)
+    flat = [a for a, k in enumerate(conv.kernel_size) if k == 1 and conv.padding[a] == 0]
+    same = all(conv.padding[a] == k // 2 and k % 2 for a, k in enumerate(conv.kernel_size) if a not in flat)
+    return flat[0] if plain and len(flat) == 1 and same and conv.padding_mode == "zeros" else None
+
+
 _ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
@@ -92,6 +103,17 @@ def axis_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
     return y.permute(0, 2, 3, 1).reshape(n, d, h, w, -1)
 
 
+def plane_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, axis: int) -> torch.Tensor:
+    """A ``same``-padded convolution of channels-last ``x`` ``(N, D, H, W, S)``, 1 long along spatial ``axis``,
+    whose ``weight`` ``(T, S, kd, kh, kw)`` is 1 long along that axis: a 2-D convolution on a channels-last view
+    → ``(N, D, H, W, T)``. The fit's plane patches ``(N, a, 1, b)`` take it: oneDNN's 2-D convolution and its
+    gradients run the fusion (96 → 3 channels, 3×1×3) of a fit step in 13 ms instead of 33 ms in 3-D."""
+    plane = x.squeeze(1 + axis)
+    kernel = weight.squeeze(2 + axis)
+    y = F.conv2d(plane.permute(0, 3, 1, 2), kernel, bias, padding=tuple(k // 2 for k in kernel.shape[2:]))
+    return y.permute(0, 2, 3, 1).unsqueeze(1 + axis)
+
+
 class FastConv(nn.Module):
     """One ``nn.Conv3d`` applied to channels-last features ``(N, D, H, W, C)``, by the fastest exact route."""
 
@@ -99,6 +121,7 @@ class FastConv(nn.Module):
         super().__init__()
         self.conv = conv
         self.axis = _axis_of(conv)
+        self.flat_axis = _flat_axis_of(conv)
         self.pointwise = _pointwise(conv)
         self.dense = _dense_3x3x3(conv) and conv.bias is not None
 
@@ -111,6 +134,8 @@ class FastConv(nn.Module):
             y = F.linear(x, conv.weight.flatten(1), conv.bias)
         elif self.axis is not None:
             y = axis_conv(x.contiguous(), conv.weight.flatten(2), conv.bias, self.axis)
+        elif self.flat_axis is not None and x.shape[1 + self.flat_axis] == 1:
+            y = plane_conv(x, conv.weight, conv.bias, self.flat_axis)
         elif self.dense and torch.is_grad_enabled():
             y = _DenseConv.apply(x.contiguous(), conv.weight, conv.bias)
         else:

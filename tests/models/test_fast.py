@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from napari_volumenet.models import create_model, list_blocks
-from napari_volumenet.models.fast import FastParallelNet, accelerate, axis_conv
+from napari_volumenet.models.fast import FastConv, FastParallelNet, accelerate, axis_conv, plane_conv
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is faster
@@ -81,6 +81,24 @@ def test_axis_conv_is_a_same_padded_conv3d(axis):
     x = torch.rand(2, 5, 4, 7, 6)
     got = axis_conv(x.permute(0, 2, 3, 4, 1).contiguous(), conv.weight.flatten(2), conv.bias, axis)
     torch.testing.assert_close(got.permute(0, 4, 1, 2, 3), conv(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_plane_conv_is_a_same_padded_conv3d_on_features_flat_along_its_axis(axis):
+    """A kernel 1 long along one axis, on features 1 long along it (the fit's plane patches), runs in 2-D."""
+    torch.manual_seed(axis)
+    kernel, size = [3, 5, 3], [4, 7, 6]
+    kernel[axis], size[axis] = 1, 1
+    conv = nn.Conv3d(5, 6, kernel, padding=tuple(k // 2 for k in kernel))
+    assert FastConv(conv).flat_axis == axis
+    x = torch.rand(2, 5, *size)
+    got = plane_conv(x.permute(0, 2, 3, 4, 1).contiguous(), conv.weight, conv.bias, axis)
+    torch.testing.assert_close(got.permute(0, 4, 1, 2, 3), conv(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [(3, 3, 3), (3, 1, 1), (1, 1, 1)])
+def test_kernels_flat_along_none_or_two_axes_are_not_plane_convolutions(kernel):
+    assert FastConv(nn.Conv3d(2, 2, kernel, padding=tuple(k // 2 for k in kernel))).flat_axis is None
 
 
 @pytest.mark.parametrize("name", ["srcnn3d", "dcsrn", "tricubic"])

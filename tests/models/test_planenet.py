@@ -77,6 +77,21 @@ def test_the_fast_twin_gives_the_same_output_and_gradients():
         torch.testing.assert_close(a, p.grad, atol=1e-5, rtol=1e-4)
 
 
+def test_the_fast_core_on_plane_patches_gives_the_same_output_and_gradients():
+    """What a fit trains: the core on patches ``(N, 1, a, 1, b)``, whose 3×1×3 convolutions run in 2-D there."""
+    net = small().train()
+    fast = accelerate(net.core)
+    assert fast.fusion.flat_axis == 1
+    x = torch.rand(3, 1, 7, 1, 5)
+    torch.testing.assert_close(fast(x), net.core(x), atol=1e-5, rtol=1e-5)
+    fast(x).square().mean().backward()
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    net.core(x).square().mean().backward()
+    for a, p in zip(grads, net.parameters()):
+        torch.testing.assert_close(a, p.grad, atol=1e-5, rtol=1e-4)
+
+
 def test_tiled_inference_equals_whole_volume():
     net = small()
     volume = np.random.default_rng(0).random((9, 8, 7)).astype(np.float32)

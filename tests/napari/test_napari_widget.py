@@ -16,7 +16,7 @@ from qtpy.QtCore import Qt, QTimer
 
 from napari_volumenet._geometry import METADATA_KEY, WORLD_FROM_RAS, LayerGeometry
 from napari_volumenet._names import caption_size
-from napari_volumenet._qt.grid import REGION_BOX, layer_overlays, viewer_grid
+from napari_volumenet._qt.grid import REGION_BOX, layer_overlays, viewer_grid, vispy_canvas
 from napari_volumenet._qt.tables import format_value, table_text
 from napari_volumenet._qt import grid as grid_module
 from napari_volumenet._qt import widget as widget_module
@@ -608,6 +608,53 @@ def test_side_by_side_is_left_in_turns_and_entering_again_wins(phantom, qtbot, t
     names = widget.results.grid_layers()
     assert viewer_grid(viewer).enabled and [layer.name for layer in viewer.layers][:len(names)] == names
     assert {layer.name for layer in viewer.layers if layer.visible} == set(names)
+
+
+def _followers(viewer) -> int:
+    """Callbacks on the viewer camera's centre: napari's vispy cameras follow it (the main one and one per cell)."""
+    return len(viewer.scene.camera.events.center.callbacks)
+
+
+def test_a_finished_run_builds_the_grid_ahead_and_napari_keeps_it(phantom, qtbot, tiny_weights, enter_side_by_side):
+    viewer, widget, hr, lr = phantom
+    side_by_side, canvas = widget.results.side_by_side, vispy_canvas(viewer)
+    widget.model_tab.set_weights_file(tiny_weights)
+    before = _followers(viewer)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    qtbot.waitUntil(lambda: side_by_side.settled, timeout=5000)
+    prepared, = side_by_side._prepared
+    names = widget.results.grid_layers()
+    assert prepared.complete and prepared.shape == side_by_side._shape_for(names)
+    assert canvas.grid is not prepared.grid and len(prepared.views) == np.prod(prepared.shape)
+    enter_side_by_side(widget)
+    assert canvas.grid is prepared.grid and canvas.grid_views == prepared.views and not side_by_side._prepared
+    for name, view in zip(names, prepared.views):  # napari placed each cell's layer in the view built ahead
+        assert canvas.layer_to_visual[viewer.layers[name]].node.parent is view.scene
+    assert _followers(viewer) == before + len(prepared.cameras)
+    # a grid of that shape is there now: the next run builds nothing ahead
+    widget.results.set_grid(False)
+    qtbot.waitUntil(lambda: side_by_side.settled, timeout=5000)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    qtbot.waitUntil(lambda: side_by_side.settled, timeout=5000)
+    assert not side_by_side._prepared
+
+
+def test_side_by_side_entered_before_the_grid_is_built_drops_it(phantom, qtbot, tiny_weights, enter_side_by_side,
+                                                                monkeypatch):
+    viewer, widget, hr, lr = phantom
+    side_by_side, canvas = widget.results.side_by_side, vispy_canvas(viewer)
+    monkeypatch.setattr(grid_module, "TURN_BUDGET_S", 0.0)  # a view a turn
+    widget.model_tab.set_weights_file(tiny_weights)
+    before = _followers(viewer)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    qtbot.waitUntil(lambda: bool(side_by_side._prepared and side_by_side._prepared[0].cameras), timeout=5000)
+    partial, = side_by_side._prepared
+    assert not partial.complete
+    enter_side_by_side(widget)
+    qtbot.waitUntil(lambda: side_by_side.settled, timeout=5000)
+    assert canvas.grid is not partial.grid and not side_by_side._prepared  # napari built its own
+    assert len(canvas.grid_views) == np.prod(viewer_grid(viewer).shape)
+    assert _followers(viewer) == before + len(canvas.grid_cameras)  # the half-built cameras follow nothing
 
 
 def test_region_is_visible_on_another_slice_and_its_rows_come_first(phantom, qtbot, tiny_weights):
