@@ -15,6 +15,16 @@ from napari_volumenet.models import create_model
 MIB = 2**20
 
 
+def _in_a_fresh_process(script: str, *args: str) -> str:
+    """The standard output of ``script`` run in a process of its own, on glibc's defaults: the allocator's settings
+    and heap are process-wide, whatever earlier tests left, and an environment may tune them or preload another
+    allocator."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("MALLOC_") and name not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
+                          env=env).stdout
+
+
 _MEASURE = """
 import mmap, resource, threading, torch
 from napari_volumenet import _allocator
@@ -61,12 +71,7 @@ print(faults_of_writing_fresh_pages(), reused_inside(), faults_of_reusing_a_free
 
 @pytest.mark.skipif(_allocator._GLIBC is None, reason="needs Linux with glibc")
 def test_a_freed_block_is_reused_inside_the_context_and_mapped_afresh_outside_in_any_thread():
-    # a process of its own, on glibc's defaults: its settings and heap are process-wide, whatever earlier
-    # tests left, and an environment may tune them or preload another allocator
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("MALLOC_") and name not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
-    run = subprocess.run([sys.executable, "-c", _MEASURE], capture_output=True, text=True, check=True, env=env)
-    calibration, reused, fresh, reused_in_thread, fresh_in_thread = map(int, run.stdout.split())
+    calibration, reused, fresh, reused_in_thread, fresh_in_thread = map(int, _in_a_fresh_process(_MEASURE).split())
     pages = 40 * MIB // 4096
     if calibration < pages // 2:
         pytest.skip(f"this machine does not count minor page faults ({calibration} for {pages} fresh pages)")
@@ -90,11 +95,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 @pytest.mark.skipif(_allocator._GLIBC is None, reason="needs Linux with glibc")
 def test_after_the_context_a_freed_temporary_is_reused_as_glibc_itself_would():
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("MALLOC_") and name not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
-    run = subprocess.run([sys.executable, "-c", _AFTER], capture_output=True, text=True, check=True, env=env)
     pages = 16 * MIB // 4096
-    assert int(run.stdout) < pages // 10  # mapped afresh (4,096 faults) when the threshold stayed at 128 KiB
+    assert int(_in_a_fresh_process(_AFTER)) < pages // 10  # mapped afresh (4,096 faults) when the threshold stayed at 128 KiB
 
 
 _STEPS = """
@@ -114,10 +116,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 @pytest.mark.skipif(_allocator._GLIBC is None, reason="needs Linux with glibc")
 def test_a_settled_threshold_reuses_the_blocks_of_every_step_in_the_command_line():
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("MALLOC_") and name not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
-    faults = {mode: int(subprocess.run([sys.executable, "-c", _STEPS, mode], capture_output=True, text=True,
-                                       check=True, env=env).stdout) for mode in ("frozen", "settled")}
+    faults = {mode: int(_in_a_fresh_process(_STEPS, mode)) for mode in ("frozen", "settled")}
     pages = 4 * MIB // 4096
     assert faults["settled"] < pages  # the block faulted in once, then reused (~500 here)
     assert 4 * faults["settled"] < faults["frozen"]  # against mapped afresh at each of the 8 steps (~4,100 here)
@@ -216,10 +215,7 @@ print(prefaulted, fresh)
 
 @pytest.mark.skipif(_allocator._GLIBC is None, reason="needs Linux with glibc")
 def test_heap_faulted_in_ahead_is_what_the_next_large_blocks_get():
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith("MALLOC_") and name not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
-    run = subprocess.run([sys.executable, "-c", _PREFAULT], capture_output=True, text=True, check=True, env=env)
-    prefaulted, fresh = map(int, run.stdout.split())
+    prefaulted, fresh = map(int, _in_a_fresh_process(_PREFAULT).split())
     pages = 160 * MIB // 4096
     if fresh < pages // 2:
         pytest.skip(f"this machine does not count minor page faults ({fresh} for {pages} fresh pages)")

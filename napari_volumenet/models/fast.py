@@ -50,20 +50,24 @@ def _as_ncdhw(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 4, 1, 2, 3)
 
 
+def _plain(conv: nn.Conv3d) -> bool:
+    """Whether ``conv`` is dense, undilated, unstrided and zero-padded."""
+    unit = (1, 1, 1)
+    return conv.groups == 1 and conv.dilation == unit and conv.stride == unit and conv.padding_mode == "zeros"
+
+
 def _axis_of(conv: nn.Conv3d) -> int | None:
     """The spatial axis (0, 1, 2) of a dense convolution with a kernel along one axis only, else None."""
     long_axes = [a for a, k in enumerate(conv.kernel_size) if k > 1]
-    plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.stride == (1, 1, 1)
-    return long_axes[0] if plain and len(long_axes) == 1 and conv.padding_mode == "zeros" else None
+    return long_axes[0] if _plain(conv) and len(long_axes) == 1 else None
 
 
 def _flat_axis_of(conv: nn.Conv3d) -> int | None:
     """The spatial axis (0, 1, 2) a dense convolution is 1 long and unpadded along, its two other axes longer
     ('same'-padded), else None: on features 1 long along that axis it is a 2-D convolution."""
-    plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.stride == (1, 1, 1)
     flat = [a for a, k in enumerate(conv.kernel_size) if k == 1 and conv.padding[a] == 0]
     same = all(conv.padding[a] == k // 2 and k % 2 for a, k in enumerate(conv.kernel_size) if a not in flat)
-    return flat[0] if plain and len(flat) == 1 and same and conv.padding_mode == "zeros" else None
+    return flat[0] if _plain(conv) and len(flat) == 1 and same else None
 
 
 _ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -85,8 +89,7 @@ def _pointwise(conv: nn.Conv3d) -> bool:
 
 
 def _dense_3x3x3(conv: nn.Conv3d) -> bool:
-    plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.stride == (1, 1, 1)
-    return plain and conv.kernel_size == (3, 3, 3) and conv.padding == (1, 1, 1) and conv.padding_mode == "zeros"
+    return _plain(conv) and conv.kernel_size == (3, 3, 3) and conv.padding == (1, 1, 1)
 
 
 def axis_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, axis: int) -> torch.Tensor:

@@ -63,18 +63,22 @@ def test_from_volumetric_is_the_bundled_network_on_a_volume_constant_along_axis_
         torch.testing.assert_close(plane.core(x), extruded, atol=1e-5, rtol=1e-5)
 
 
+def _same_output_and_gradients(fast, reference, x):
+    """``fast`` gives ``reference``'s output on ``x`` and the same gradients to their shared parameters."""
+    torch.testing.assert_close(fast(x), reference(x), atol=1e-5, rtol=1e-5)
+    fast(x).square().mean().backward()
+    grads = [p.grad.clone() for p in reference.parameters()]
+    reference.zero_grad()
+    reference(x).square().mean().backward()
+    for a, p in zip(grads, reference.parameters()):
+        torch.testing.assert_close(a, p.grad, atol=1e-5, rtol=1e-4)
+
+
 def test_the_fast_twin_gives_the_same_output_and_gradients():
     net = small().train()
     fast = accelerate(net)
     assert fast is not net
-    x = torch.rand(2, 1, 6, 5, 4)
-    torch.testing.assert_close(fast(x), net(x), atol=1e-5, rtol=1e-5)
-    fast(x).square().mean().backward()
-    grads = [p.grad.clone() for p in net.parameters()]
-    net.zero_grad()
-    net(x).square().mean().backward()
-    for a, p in zip(grads, net.parameters()):
-        torch.testing.assert_close(a, p.grad, atol=1e-5, rtol=1e-4)
+    _same_output_and_gradients(fast, net, torch.rand(2, 1, 6, 5, 4))
 
 
 def test_the_fast_core_on_plane_patches_gives_the_same_output_and_gradients():
@@ -82,14 +86,7 @@ def test_the_fast_core_on_plane_patches_gives_the_same_output_and_gradients():
     net = small().train()
     fast = accelerate(net.core)
     assert fast.fusion.flat_axis == 1
-    x = torch.rand(3, 1, 7, 1, 5)
-    torch.testing.assert_close(fast(x), net.core(x), atol=1e-5, rtol=1e-5)
-    fast(x).square().mean().backward()
-    grads = [p.grad.clone() for p in net.parameters()]
-    net.zero_grad()
-    net.core(x).square().mean().backward()
-    for a, p in zip(grads, net.parameters()):
-        torch.testing.assert_close(a, p.grad, atol=1e-5, rtol=1e-4)
+    _same_output_and_gradients(fast, net.core, torch.rand(3, 1, 7, 1, 5))
 
 
 def test_tiled_inference_equals_whole_volume():
