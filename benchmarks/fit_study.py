@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 HEAD = "splits/heads/test/fnndsc-adi_memprage.nii.gz"
 OASIS = "splits/oasis/test/oasis-malf_{}.nii.gz"
 CT = "../shared/data/ct/totalseg_aorta-crop.nii.gz"  # 1.5 mm isotropic; the CT test split's scan has 3 mm slices
@@ -78,7 +80,16 @@ def timed_fit(thick: Path, weights: Path, case: Case, minutes: float, slice_mm: 
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         raise subprocess.CalledProcessError(child.returncode, args)
-    return {"minutes": minutes, "seconds": time.perf_counter() - start, "peak_gib": usage.ru_maxrss / 2**20}
+    return {"minutes": minutes, "seconds": time.perf_counter() - start, "peak_gib": usage.ru_maxrss / 2**20,
+            **fit_record(weights)}
+
+
+def fit_record(weights: Path) -> dict:
+    """What the fit wrote in its weights' metadata: steps, whether the start was kept, self-validation (dB)."""
+    from napari_volumenet.weights import read_weights_file
+
+    fit = read_weights_file(weights)["metadata"]["fit"]
+    return {"steps": fit["steps"], "kept": fit["kept"], "self_validation": fit["self_validation"]}
 
 
 def run_case(name: str, minutes: list[float], out: Path, lr: float | None = None,
@@ -110,42 +121,63 @@ def run_case(name: str, minutes: list[float], out: Path, lr: float | None = None
     return rows
 
 
-def summary(out: Path) -> list[dict]:
-    """Every case's rows under ``out``, with the gain over cubic (dB); ``out/summary.md`` written from them."""
-    rows = [r for f in sorted(out.glob("*/rows.json")) for r in json.loads(f.read_text())]
-    cubic = {r["case"]: r["psnr"] for r in rows if r["params"] == 0}
-    lines = ["| case | method | PSNR (dB) | over cubic | fit s | peak GiB |", "|---|---|---:|---:|---:|---:|"]
+def summary(out: Path, extra: list[Path] = ()) -> list[dict]:
+    """Every case's rows under ``out`` (and in the ``extra`` rows files of earlier runs), with the gain over cubic
+    (dB); ``out/summary.md`` written from them."""
+    rows, cubic = [], {}
+    for r in (r for f in [*sorted(out.glob("*/rows.json")), *extra] for r in json.loads(f.read_text())):
+        if r["params"] == 0 and r["case"] in cubic:
+            continue  # the same cubic row of an earlier run
+        rows.append(r)
+        cubic.setdefault(r["case"], r["psnr"])
+    lines = ["| case | method | PSNR (dB) | over cubic | steps | fit s | peak GiB |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         r["gain"] = r["psnr"] - cubic[r["case"]]
-        cost = f"{r['seconds']:.0f} | {r['peak_gib']:.2f}" if "peak_gib" in r else " | "
+        cost = f"{r.get('steps', '')} | {r['seconds']:.0f} | {r['peak_gib']:.2f}" if "peak_gib" in r else " | | "
         lines.append(f"| {r['case']} | {r['model']} | {r['psnr']:.2f} | {r['gain']:+.2f} | {cost} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """PSNR over cubic against fitting minutes, one line per case; the bundled weights as a dashed level."""
+def plot(rows: list[dict], path: Path, minutes: float = 10.0) -> None:
+    """Left: PSNR over cubic against fitting minutes for the cases fitted for several budgets (dashed: the bundled
+    weights). Right: every case's bundled weights and its fit of ``minutes``, PSNR over cubic."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for case in dict.fromkeys(r["case"] for r in rows):
-        fits = sorted((r["minutes"], r["gain"]) for r in rows if r["case"] == case and "minutes" in r)
-        line, = ax.plot(*zip(*fits), marker="o", label=case) if fits else (None,)
-        for r in rows:
-            if r["case"] == case and r["params"] and "minutes" not in r and line is not None:
-                ax.axhline(r["gain"], color=line.get_color(), linestyle="--", linewidth=0.8)
-    ax.set(xlabel="fitting minutes", ylabel="PSNR over cubic (dB)", title="Fit to this scan (dashed: bundled weights)")
-    ax.legend(fontsize=7)
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    fits = {case: sorted((r["minutes"], r["gain"]) for r in rows if r["case"] == case and "minutes" in r)
+            for case in cases}
+    bundled = {case: next((r["gain"] for r in rows if r["case"] == case and r["params"] and "minutes" not in r),
+                          np.nan) for case in cases}
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1, 1.6]})
+    for case in (c for c in cases if len(fits[c]) > 1):
+        line, = curves.plot(*zip(*fits[case]), marker="o", label=case)
+        if np.isfinite(bundled[case]):
+            curves.axhline(bundled[case], color=line.get_color(), linestyle="--", linewidth=0.8)
+    curves.set(xlabel="fitting minutes (2 cores)", ylabel="PSNR over cubic (dB)",
+               title="Fit to this scan over time (dashed: bundled weights)")
+    curves.legend(fontsize=8)
+    x = np.arange(len(cases))
+    bars.bar(x - 0.2, [bundled[c] for c in cases], 0.4, label="bundled weights", color="tab:gray")
+    bars.bar(x + 0.2, [dict(fits[c]).get(minutes, np.nan) for c in cases], 0.4, color="tab:orange",
+             label=f"fitted for {minutes:g} minutes")
+    bars.set_xticks(x, cases, rotation=45, fontsize=8, ha="right")
+    bars.axhline(0, color="black", linewidth=0.6)
+    bars.set(ylabel="PSNR over cubic (dB)", title="Every case: bundled weights (none for CT and ×5) and the fit")
+    bars.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("cases", nargs="+", choices=sorted(CASES), metavar="CASE")
+    parser.add_argument("cases", nargs="*", metavar="CASE",
+                        help=f"cases to run, of {', '.join(sorted(CASES))} (none: only the summary and the figure "
+                             "of what is there)")
     parser.add_argument("--minutes", default="2,5,10", help="fitting budgets, comma-separated (default 2,5,10)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of every child process (default 2)")
     parser.add_argument("--out", type=Path, default=Path("runs/fit/study"))
@@ -153,12 +185,17 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="the fits' learning rate (default: volumenet fit's)")
     parser.add_argument("--init-from", type=Path, default=None, metavar="WEIGHTS.pt",
                         help="start every fit from these weights (volumenet fit --init-from)")
+    parser.add_argument("--rows", type=Path, nargs="*", default=[], metavar="JSON",
+                        help="rows of earlier runs (a rows.json each) for the summary and the figure")
     args = parser.parse_args()
+    unknown = [name for name in args.cases if name not in CASES]
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r}")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     minutes = [float(m) for m in args.minutes.split(",")]
     for name in args.cases:
         run_case(name, minutes, args.out, args.lr, args.init_from)
-    rows = summary(args.out)
+    rows = summary(args.out, args.rows)
     if args.plot:
         plot(rows, args.plot)
 

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1366x768", help="window size WxH")
     parser.add_argument("--compare", action="store_true",
                         help="press Run comparison on the Compare blocks tab (every block with bundled weights) "
-                             "instead of Run, and show the overlay with the crops rather than side by side")
+                             "instead of Run")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -91,19 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     region.mode = "pan_zoom"
     widget.results.refresh_live()
     shown = widget.results.shown.result.outputs
-    if args.compare:  # seven blocks: the crops panel compares them; the canvas shows the best-scoring one
-        best = max((out for out in shown if out.metrics), key=lambda out: out.metrics["psnr"])
-        for layer in viewer.layers:
-            layer.visible = layer.name == best.label
-        viewer.layers.selection.active = viewer.layers[best.label]
-    else:
-        widget.results.set_grid(True)
-        viewer.layers.selection.active = viewer.layers[shown[-1].label]
-        check.timeout.disconnect()  # captions and region boxes come a turn of the event loop each
-        check.timeout.connect(lambda: widget.results.side_by_side.settled and loop.quit())
-        check.start(20)
-        loop.exec_()
-        check.stop()
+    widget.results.set_grid(True)  # a comparison's grid: its images (difference maps only where ticked)
+    viewer.layers.selection.active = viewer.layers[shown[-1].label]
+    check.timeout.disconnect()  # captions and region boxes come a turn of the event loop each
+    check.timeout.connect(lambda: widget.results.side_by_side.settled and loop.quit())
+    check.start(20)
+    loop.exec_()
+    check.stop()
     for _ in range(20):
         app.processEvents()
     for note in viewer.window._qt_window.findChildren(NapariQtNotification):

@@ -17,8 +17,8 @@ from napari.layers import Image, Shapes
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, QPoint, QTimer
 from qtpy.QtWidgets import (
-    QApplication, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout,
-    QWidget,
+    QApplication, QCheckBox, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+    QVBoxLayout, QWidget,
 )
 
 from .._comparison import Crop, crops, grid_order, metric_rows
@@ -38,6 +38,9 @@ REFRESH_MS = 80
 """Debounce of the live metrics: they are recomputed once the slider has rested this long."""
 WINDOW_MS = 50
 """Debounce of the crops' redraw after a contrast change (napari sends one per step of a slider drag)."""
+DIFFERENCES_IN_GRID = {False: True, True: False}
+"""Whether side by side shows the difference maps, by whether the run was a comparison (until the user says
+otherwise): a run's six cells, but a seven-block comparison's ten images, not eighteen cells of half the size."""
 
 
 @dataclass
@@ -107,6 +110,8 @@ class ResultsPanel(QGroupBox):
         self.shown: Shown | None = None
         self.diff_layers: list[Image] = []
         self.metric_rows: list[dict[str, Any]] = []
+        self.differences_in_grid = dict(DIFFERENCES_IN_GRID)
+        """Whether side by side shows the difference maps, by kind of run (comparison or not); the box sets it."""
         self.side_by_side = SideBySide(viewer, self, self._region_corners)
         self.anatomy = follow_anatomy(viewer)
         self._crop_layers: list[Image | None] = []
@@ -135,16 +140,21 @@ class ResultsPanel(QGroupBox):
         buttons = QHBoxLayout()
         self.grid_button = QPushButton("Side by side")
         self.grid_button.setToolTip("napari grid mode, one labelled view each: GT, tricubic, SR…, LR, then the "
-                                    "difference maps")
+                                    "difference maps where Differences is ticked")
         self.grid_button.setCheckable(True)
         self.grid_button.toggled.connect(self.set_grid)
+        self.differences_box = QCheckBox("Differences")
+        self.differences_box.setToolTip("Side by side shows the |output − GT| maps too, one view each (ticked "
+                                        "for a run, not for a comparison, until you change it)")
+        self.differences_box.setChecked(self.differences_in_grid[False])
+        self.differences_box.toggled.connect(self.set_differences)
         self.csv_button = QPushButton("Table CSV…")
         self.csv_button.clicked.connect(lambda: save_dialog(self, "Export metrics", "CSV (*.csv)",
                                                             self.export_metrics_csv))
         self.png_button = QPushButton("Crops PNG…")
         self.png_button.clicked.connect(lambda: save_dialog(self, "Export crops", "PNG (*.png)",
                                                             self.export_crops_png))
-        for button in (self.grid_button, self.csv_button, self.png_button):
+        for button in (self.grid_button, self.differences_box, self.csv_button, self.png_button):
             buttons.addWidget(button)
         layout.addLayout(buttons)
         region_row = QHBoxLayout()
@@ -206,6 +216,9 @@ class ResultsPanel(QGroupBox):
         for layer in self.shown.image_layers(self.viewer) if self.shown else []:
             layer.events.contrast_limits.disconnect(self.schedule_redraw)
         self.shown, self.diff_layers = shown, diff_layers
+        self.differences_box.blockSignals(True)  # the run's kind sets the box; only the user's ticks lay out again
+        self.differences_box.setChecked(self.differences_in_grid[shown.context.comparison])
+        self.differences_box.blockSignals(False)
         layers = shown.image_layers(self.viewer)
         if layers:
             self._set_window(layers, tuple(float(v) for v in layers[0].contrast_limits))
@@ -371,12 +384,27 @@ class ResultsPanel(QGroupBox):
         self.region_combo.setCurrentText(layer.name)
         return layer
 
+    def differences_shown(self, comparison: bool) -> bool:
+        """Whether side by side shows the difference maps of a run (``comparison``: of the block comparison)."""
+        return self.differences_in_grid[comparison]
+
+    def set_differences(self, on: bool) -> None:
+        """Difference maps in side by side (or not) for runs of the last run's kind: the grid laid out again where
+        side by side is on, else the grid it will take built ahead."""
+        if self.shown is not None:
+            self.differences_in_grid[self.shown.context.comparison] = bool(on)
+        if self.side_by_side.enabled:
+            self.side_by_side.set(True, self.grid_layers(), hidden_after=self.diff_layers)
+        else:
+            self.side_by_side.prepare(self.grid_layers())
+
     def grid_layers(self) -> list[str]:
-        """The layers of the last run in grid order: GT, tricubic, SR…, LR, then the difference maps."""
+        """The layers of the last run in grid order: GT, tricubic, SR…, LR, then the difference maps where they
+        are shown (:meth:`differences_shown`)."""
         shown = self.shown
         if shown is None:
             return []
-        diffs = [lyr.name for lyr in self.diff_layers]
+        diffs = [lyr.name for lyr in self.diff_layers] if self.differences_shown(shown.context.comparison) else []
         order = grid_order(shown.gt_name, list(shown.outputs), shown.lr_name, diffs)
         return [name for name in order if name in self.viewer.layers]
 

@@ -617,9 +617,10 @@ class SuperResolutionWidget(QWidget):
 
     def _show_result(self, context: RunContext, result: RunResult) -> Generator[None, None, list[str]]:
         """Add the layers of a run (:func:`~.._result_layers.result_layers`), yielding after each: [simulated LR],
-        tricubic, SR…, then the difference maps (hidden unless side by side); a new run replaces the layers of the
-        same name that an earlier run made. Returns the run's warnings (also shown as notifications)."""
-        layers = result_layers(context, result, differences_visible=self.results.side_by_side.enabled)
+        tricubic, SR…, then the difference maps (hidden unless side by side shows them); a new run replaces the
+        layers of the same name that an earlier run made. Returns the run's warnings (also shown as notifications)."""
+        shown = self.results.side_by_side.enabled and self.results.differences_shown(context.comparison)
+        layers = result_layers(context, result, differences_visible=shown)
         if layers.lr is not None:
             self._put_layer(layers.lr)
             yield

@@ -357,6 +357,40 @@ def test_block_comparison_speed_only_rows(make_napari_viewer, qtbot, tiny_weight
     assert "queue (w)" in viewer.layers
 
 
+def test_a_comparison_side_by_side_shows_its_images_and_the_differences_on_request(phantom, qtbot, tiny_weights,
+                                                                                   enter_side_by_side):
+    viewer, widget, hr, lr = phantom
+    results, box = widget.results, widget.results.differences_box
+    queue = "queue · VolumeNet D9C32"
+    widget.show_comparison()
+    widget.model_list.set_checked([queue])
+    widget.model_list.set_weights(queue, tiny_weights)
+    _click_and_wait(qtbot, widget, widget.compare_button)
+    diffs = [layer.name for layer in results.diff_layers]
+    assert len(diffs) == 2 and not box.isChecked()
+    enter_side_by_side(widget)
+    images = results.grid_layers()  # GT, tricubic, the block, LR: one cell each, no difference map
+    assert len(images) == 4 and not set(diffs) & set(images)
+    assert {layer.name for layer in viewer.layers if layer.visible} == set(images)
+    box.click()  # ticked: laid out again with the difference maps
+    qtbot.waitUntil(lambda: results.side_by_side.settled, timeout=5000)
+    assert results.grid_layers() == [*images, *sorted(diffs, key=lambda name: "tricubic" not in name)]
+    assert all(viewer.layers[name].visible and viewer.layers[name].name_overlay.visible for name in diffs)
+    # a run (not a comparison) has its own default, ticked; unticked there, its maps leave the grid
+    widget.model_tab.set_weights_file(tiny_weights)
+    _click_and_wait(qtbot, widget, widget.run_button)
+    qtbot.waitUntil(lambda: results.side_by_side.settled, timeout=5000)
+    run_diffs = {layer.name for layer in results.diff_layers}
+    assert box.isChecked() and run_diffs <= set(results.grid_layers())
+    box.click()
+    qtbot.waitUntil(lambda: results.side_by_side.settled, timeout=5000)
+    assert not run_diffs & {layer.name for layer in viewer.layers if layer.visible}
+    # each kind keeps the user's choice: the next comparison shows its maps again
+    _click_and_wait(qtbot, widget, widget.compare_button)
+    qtbot.waitUntil(lambda: results.side_by_side.settled, timeout=5000)
+    assert box.isChecked() and set(diffs) <= set(results.grid_layers())
+
+
 def test_bundled_weights_are_listed(make_napari_viewer, monkeypatch, tiny_weights):
     from napari_volumenet._qt import model_tab as model_tab_module
     from napari_volumenet.weights import BundledWeights
